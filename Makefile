@@ -1,0 +1,85 @@
+# Prompt Pipeline Hub. The two set-up commands: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+LOCAL := $(CURDIR)/.local
+DEMO_DS ?= 2025-01-15
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+
+# Airflow on the same defaults for `make demo` and `make airflow`: SQLite metadata under .local/.
+export AIRFLOW_HOME := $(LOCAL)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export GX_ANALYTICS_ENABLED := False
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help install install-demo test lint demo airflow services-up services-down lock clean
+
+help:
+	@echo "make demo   - install everything, start S3 + local LLM, run prompt_pipeline on the sample, show results"
+	@echo "make test   - install and run the test suite"
+	@echo "make airflow - start the Airflow UI (standalone) on the same local defaults"
+	@echo "make lint   - ruff check + format check"
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip setuptools wheel
+	$(PIP) -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The local LLM: llama-cpp-python builds from source (~5 min on 2 cores, pip caches the wheel).
+$(VENV)/.installed-demo: $(VENV)/.installed
+	$(PIP) -c constraints.txt -e ".[test,demo]"
+	touch $@
+
+install-demo: $(VENV)/.installed-demo
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check plugins dags tests benchmarks
+	$(BIN)/ruff format --check plugins dags tests benchmarks
+
+services-up: install
+	$(BIN)/pipeline-hub services up
+
+services-down:
+	$(BIN)/pipeline-hub services down
+
+$(AIRFLOW_HOME)/airflow.db: | install
+	mkdir -p $(AIRFLOW_HOME) $(LOCAL)/logs
+	$(BIN)/airflow db migrate > $(LOCAL)/logs/airflow-db-migrate.log 2>&1
+
+demo: install-demo
+	$(BIN)/pipeline-hub services up
+	$(MAKE) --no-print-directory $(AIRFLOW_HOME)/airflow.db
+	source $(LOCAL)/env.sh && $(BIN)/pipeline-hub seed --ds $(DEMO_DS)
+	@echo "Running: airflow dags test prompt_pipeline $(DEMO_DS)  (log: .local/logs/demo-dags-test.log)"
+	source $(LOCAL)/env.sh && $(BIN)/airflow dags test prompt_pipeline $(DEMO_DS) > $(LOCAL)/logs/demo-dags-test.log 2>&1 \
+	  || { tail -n 60 $(LOCAL)/logs/demo-dags-test.log; exit 1; }
+	@grep -hoE "(already published[^\[]*|nothing new to publish[^\[]*)" $(LOCAL)/logs/demo-dags-test.log | sort -u || true
+	@source $(LOCAL)/env.sh && $(BIN)/pipeline-hub report --ds $(DEMO_DS)
+	@echo
+	@echo "Services keep running: $(BIN)/pipeline-hub services status | down"
+
+airflow: install
+	$(BIN)/pipeline-hub services up
+	$(MAKE) --no-print-directory $(AIRFLOW_HOME)/airflow.db
+	source $(LOCAL)/env.sh && $(BIN)/airflow standalone
+
+# Regenerate the lock (Airflow-style constraints file) from the current environment.
+lock:
+	$(BIN)/pip freeze --exclude-editable | grep -v '^prompt-pipeline-hub' > constraints.txt
+
+clean:
+	-$(BIN)/pipeline-hub services down
+	rm -rf $(LOCAL)

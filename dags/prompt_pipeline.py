@@ -1,0 +1,119 @@
+"""prompt_pipeline: nightly raw S3 batch → versioned prompts → Presidio scrub → GX → sanitized Parquet.
+
+Thin wiring only: every task body lives in ``pipeline_hub.tasks`` (under ``plugins/``), shared with the
+``pipeline-hub run`` CLI and the tests. Only URIs, names and counts go through XCom.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from pipeline_hub.registry import list_topics
+
+TOPICS = list_topics()
+SOURCES = ["companies", "ai_use_cases", "emails", "applicants"]
+
+DOC = """
+### prompt_pipeline
+Reads `raw_data/<source>/<ds>/` from the raw bucket, hashes every object, and for each topic whose
+batch, prompt version and model are not yet published: chunks the records, prompts the LLM
+(mapped over topic × chunk), scrubs PII with Presidio, validates with Great Expectations and publishes
+Parquet to `sanitized_data/<topic>/ds=<ds>/` with a `_manifest.json`. Quarantined records go to
+`quarantine/<topic>/ds=<ds>/`. Re-running an unchanged batch publishes nothing and calls no LLM.
+"""
+
+
+def _settings():
+    from pipeline_hub.config import Settings
+
+    return Settings.from_env()
+
+
+@dag(
+    dag_id="prompt_pipeline",
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["prompt-pipeline", "llm", "pii"],
+    doc_md=DOC,
+    params={
+        "source": Param(None, type=["null", "string"], enum=[None, *SOURCES],
+                        description="Only run topics reading this raw source (empty: all)."),
+        "topics": Param(TOPICS, type="array", items={"type": "string", "enum": TOPICS},
+                        description="Topics to run."),
+        "row_limit": Param(None, type=["null", "integer"], minimum=1,
+                           description="Read at most this many records per source (empty: all)."),
+        "llm_conn_id": Param("llm_default", type="string", description="Airflow connection of the LLM provider."),
+        "ds": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",
+                    description="Partition date to process (empty: the run's logical date)."),
+    },
+)
+def prompt_pipeline():
+    @task
+    def discover() -> dict:
+        from pipeline_hub.tasks import run_discover
+
+        ctx = get_current_context()
+        params = ctx["params"]
+        ds = params.get("ds") or ctx.get("ds") or ctx["dag_run"].run_after.date().isoformat()
+        return run_discover(_settings(), ds, params.get("topics"), params.get("source"))
+
+    @task.short_circuit
+    def hash(discovered: dict) -> list[dict]:
+        """One ``{"plan_uri", "topic"}`` per pending topic; [] (falsy) skips everything downstream."""
+        from pipeline_hub.tasks import run_hash
+
+        ctx = get_current_context()
+        planned = run_hash(_settings(), discovered, run_id=ctx["run_id"], row_limit=ctx["params"].get("row_limit"),
+                           llm_conn_id=ctx["params"]["llm_conn_id"])
+        return [{"plan_uri": planned["plan_uri"], "topic": t} for t in planned["pending"]]
+
+    @task
+    def chunk(pending: list[dict]) -> list[dict]:
+        from pipeline_hub.tasks import run_chunk
+
+        return run_chunk(pending[0]["plan_uri"])
+
+    @task(retries=3, retry_exponential_backoff=True)
+    def prompt(item: dict) -> dict:
+        from pipeline_hub.tasks import run_prompt
+
+        return run_prompt(item)
+
+    @task(trigger_rule="none_failed")
+    def scrub(plan_uri: str, topic: str) -> dict:
+        from pipeline_hub.tasks import run_scrub
+
+        return run_scrub(plan_uri, topic)
+
+    @task(trigger_rule="none_failed")
+    def validate(plan_uri: str, topic: str) -> dict:
+        from pipeline_hub.tasks import run_validate
+
+        return run_validate(plan_uri, topic)
+
+    @task(trigger_rule="none_failed")
+    def publish(plan_uri: str, topic: str) -> dict:
+        from airflow.exceptions import AirflowFailException
+
+        from pipeline_hub.tasks import QualityGateFailed, run_publish
+
+        try:
+            return run_publish(plan_uri, topic)
+        except QualityGateFailed as exc:  # quarantined already; fail visibly, retrying cannot help
+            raise AirflowFailException(str(exc)) from None
+
+    pending = hash(discover())
+    answers = prompt.expand(item=chunk(pending))
+    scrubbed = scrub.expand_kwargs(pending)
+    validated = validate.expand_kwargs(pending)
+    published = publish.expand_kwargs(pending)
+    answers >> scrubbed >> validated >> published
+
+
+prompt_pipeline()

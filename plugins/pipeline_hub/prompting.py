@@ -1,0 +1,157 @@
+"""The prompt stage: render a topic's template for every record of a chunk, call the LLM, validate.
+
+For each record: map record fields to the declared template inputs, add context (reference candidates
+for matching), render with ``StrictUndefined``, ask the provider for JSON constrained by the topic's
+output schema, then validate the answer with ``jsonschema`` (Draft 2020-12). An invalid answer gets one
+repair attempt with the validation error fed back; if it is still invalid the record is quarantined
+with reason ``invalid_output``. Requests run concurrently, bounded by the connection's
+``max_concurrency``. Nothing here logs record text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from pipeline_hub.config import include_dir
+from pipeline_hub.matching import load_reference
+from pipeline_hub.providers.hook import LLMHook
+from pipeline_hub.registry import Topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkStats:
+    """Counters of one prompt chunk: records, outcomes by reason, tokens, calls, latency (s)."""
+
+    records: int = 0
+    ok: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    def quarantine(self, reason: str) -> None:
+        self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
+
+
+def _schema_error(validator: jsonschema.Draft202012Validator, answer: Any) -> str | None:
+    """First validation error as ``$.path: keyword`` (never the offending value, which may be PII)."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(answer))
+    if error is None:
+        return None
+    return f"{error.json_path}: fails '{error.validator}'"
+
+
+def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, dict]:
+    """Template variables for ``record`` as ``(variables, missing_field, extra)``.
+
+    ``missing_field`` names the first required field the record lacks (variables is then None).
+    ``extra`` carries context facts used in validation, e.g. ``{"candidate_ids": [...]}``.
+    """
+    fields = record["fields"]
+    variables: dict[str, Any] = {}
+    for spec in topic.inputs:
+        value = fields.get(spec.field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if spec.required:
+                return None, spec.field, {}
+            value = None
+        variables[spec.name] = value
+    extra: dict[str, Any] = {}
+    for var, ctx in topic.context.items():
+        if ctx.get("kind") != "reference_candidates":
+            raise ValueError(f"{topic.metadata_path}: context '{var}' has unknown kind '{ctx.get('kind')}'")
+        index = load_reference(
+            str(include_dir() / ctx["reference"]), ctx.get("id_column", "ref_id"), ctx.get("name_column", "name")
+        )
+        query = fields.get(ctx.get("query_field", "name"))
+        if query is None:
+            return None, ctx.get("query_field", "name"), {}
+        cands = index.candidates(str(query), int(ctx.get("k", 5)))
+        variables[var] = cands
+        extra["candidate_ids"] = [c["id"] for c in cands]
+    return variables, None, extra
+
+
+async def _process_record(
+    hook: LLMHook, client, topic: Topic, validator, record: dict, sem: asyncio.Semaphore, stats: ChunkStats
+) -> dict[str, Any]:
+    base = {k: record[k] for k in ("record_id", "source_uri", "position")}
+    variables, missing, extra = build_variables(topic, record)
+    if variables is None:
+        stats.quarantine("missing_field")
+        return {**base, "status": "quarantined", "reason": "missing_field",
+                "detail": f"{record['source_uri']} record {record['position']}: field '{missing}' is missing or empty"}
+    messages = topic.prompt.render(variables)
+    params = dict(topic.prompt.model_params)
+    error = None
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "attempts": 0, "latency_s": 0.0}
+    for attempt in range(2):  # first answer + one repair
+        async with sem:
+            completion = await hook.acomplete(
+                client, messages, schema=topic.prompt.output_schema, schema_name=topic.name, params=params
+            )
+        stats.calls += completion.attempts
+        for key in ("prompt_tokens", "completion_tokens", "attempts"):
+            usage[key] += getattr(completion, key)
+        usage["latency_s"] += completion.latency_s
+        try:
+            answer = json.loads(completion.content)
+            error = _schema_error(validator, answer)
+        except json.JSONDecodeError as exc:
+            answer, error = None, f"$: not valid JSON ({exc.msg})"
+        if error is None and "candidate_ids" in extra and answer.get("match_id") not in [*extra["candidate_ids"], None]:
+            error = "$.match_id: not one of the offered candidate ids"
+        if error is None:
+            stats.ok += 1
+            _count_usage(stats, usage)
+            return {**base, "status": "ok", "answer": answer, "usage": usage, "fields": record["fields"]}
+        if attempt == 0:
+            messages = [
+                *messages,
+                {"role": "assistant", "content": completion.content},
+                {"role": "user", "content": f"That answer is invalid: {error}. Reply again with only the corrected JSON object."},
+            ]
+    stats.quarantine("invalid_output")
+    _count_usage(stats, usage)
+    return {**base, "status": "quarantined", "reason": "invalid_output",
+            "detail": f"answer failed schema validation after one repair: {error}", "usage": usage}
+
+
+def _count_usage(stats: ChunkStats, usage: dict) -> None:
+    stats.prompt_tokens += usage["prompt_tokens"]
+    stats.completion_tokens += usage["completion_tokens"]
+    stats.latency_s += usage["latency_s"]
+
+
+async def aprompt_records(hook: LLMHook, topic: Topic, records: list[dict]) -> tuple[list[dict], ChunkStats]:
+    """Prompt every staged record concurrently; return per-record results (input order) and stats.
+
+    A result is ``{"record_id", "source_uri", "position", "status": "ok"|"quarantined", ...}`` with
+    ``answer`` and ``fields`` when ok, ``reason`` and ``detail`` when quarantined.
+    Raises :class:`~pipeline_hub.providers.ProviderError` when the provider refuses the connection.
+    """
+    stats = ChunkStats(records=len(records))
+    validator = jsonschema.Draft202012Validator(topic.prompt.output_schema)
+    sem = asyncio.Semaphore(hook.max_concurrency)
+    client = hook.get_async_client()
+    try:
+        results = await asyncio.gather(
+            *(_process_record(hook, client, topic, validator, r, sem, stats) for r in records)
+        )
+    finally:
+        await client.close()
+    return list(results), stats
+
+
+def prompt_records(hook: LLMHook, topic: Topic, records: list[dict]) -> tuple[list[dict], ChunkStats]:
+    """Synchronous wrapper of :func:`aprompt_records` for Airflow tasks and the CLI."""
+    return asyncio.run(aprompt_records(hook, topic, records))

@@ -1,0 +1,86 @@
+"""Object storage helpers over Airflow's ``ObjectStoragePath`` (S3 through the amazon provider, or local).
+
+The pipeline never talks to boto3 directly: a URI such as ``s3://aws_default@raw/raw_data`` resolves
+credentials and ``endpoint_url`` from the Airflow ``aws`` connection, so the same code runs against
+AWS S3, SeaweedFS or a local folder.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+
+def to_path(uri: str | ObjectStoragePath) -> ObjectStoragePath:
+    """Return an ``ObjectStoragePath`` for ``uri`` (``s3://conn@bucket/key``, ``file://…`` or a local path)."""
+    return uri if isinstance(uri, ObjectStoragePath) else ObjectStoragePath(str(uri))
+
+
+def public_uri(path: ObjectStoragePath | str) -> str:
+    """URI of ``path`` without the connection id, for manifests and lineage (``s3://bucket/key``)."""
+    p = to_path(path)
+    if p.protocol in ("", "file", "local"):
+        return "file://" + p.path if not str(p).startswith("file://") else str(p)
+    return f"{p.protocol}://{p.bucket}/{p.key}"
+
+
+def join(root: str | ObjectStoragePath, *parts: str) -> ObjectStoragePath:
+    """``root / part / …`` keeping the connection of ``root``."""
+    p = to_path(root)
+    for part in parts:
+        p = p / part
+    return p
+
+
+def write_bytes_atomic(path: ObjectStoragePath, data: bytes) -> None:
+    """Write ``data`` so readers see either the old object or the complete new one, never a part.
+
+    Writes a sibling ``_tmp-<uuid>`` object, then renames it. On a local file system the rename is an
+    atomic ``os.rename``; on S3 it is a server-side copy, and an S3 object becomes visible only once
+    complete (PUT/CopyObject are atomic per object, AWS S3 consistency model).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"_tmp-{uuid.uuid4().hex}-{path.name}"
+    tmp.write_bytes(data)
+    try:
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: ObjectStoragePath, obj: Any, *, atomic: bool = True) -> None:
+    """Serialise ``obj`` as indented UTF-8 JSON to ``path``."""
+    data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+    if atomic:
+        write_bytes_atomic(path, data)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def read_json(path: ObjectStoragePath) -> Any:
+    """Parse the JSON object at ``path``. Raises ``FileNotFoundError`` when it does not exist."""
+    return json.loads(path.read_bytes())
+
+
+def write_jsonl(path: ObjectStoragePath, rows: list[dict]) -> None:
+    """Write ``rows`` as JSON Lines (one object per line, UTF-8)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows).encode())
+
+
+def read_jsonl(path: ObjectStoragePath) -> list[dict]:
+    """Read a JSON Lines object written by :func:`write_jsonl`."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def list_files(root: ObjectStoragePath) -> list[ObjectStoragePath]:
+    """Files directly under ``root`` (sorted by name), ignoring ``_``/``.`` prefixed markers; [] if absent."""
+    if not root.exists():
+        return []
+    children = (root / p.name for p in root.iterdir() if not p.name.startswith(("_", ".")))
+    return sorted((c for c in children if c.is_file()), key=lambda c: c.name)

@@ -1,0 +1,243 @@
+"""Task bodies of the ``prompt_pipeline`` DAG, shared by the DAG, the CLI (``pipeline-hub run``) and tests.
+
+Each function takes and returns small JSON-serialisable values (URIs, names, counts): record text
+stays in staging objects and never goes through XCom or logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from pipeline_hub import storage
+from pipeline_hub.chunking import chunk_source, read_chunk
+from pipeline_hub.config import Settings
+from pipeline_hub.plan import RunPlan, discover, hash_and_plan, resolve_topics
+from pipeline_hub.providers.hook import LLMHook
+from pipeline_hub.publish import (
+    QUARANTINE_SCHEMA,
+    code_version,
+    lineage_metadata,
+    now,
+    partition,
+    published_schema,
+    write_table,
+)
+from pipeline_hub.quality import LINEAGE_COLUMNS, validate_rows
+from pipeline_hub.registry import load_topic
+
+log = logging.getLogger(__name__)
+
+
+class QualityGateFailed(RuntimeError):
+    """A topic failed a blocking expectation: its rows were quarantined, the run must end failed."""
+
+
+class ConservationError(RuntimeError):
+    """Records in != published + quarantined for a topic: a bug, never published over."""
+
+
+def run_discover(settings: Settings, ds: str, topics: list[str] | None, source: str | None) -> dict[str, Any]:
+    """Task ``discover``: ``{"ds", "topics", "discovered": {source: {"objects", "ignored"}}}``."""
+    chosen = resolve_topics(settings, topics, source)
+    return {"ds": ds, "topics": chosen, "discovered": discover(settings, ds, chosen)}
+
+
+def run_hash(settings: Settings, discovered: dict[str, Any], *, run_id: str, row_limit: int | None,
+             llm_conn_id: str) -> dict[str, Any]:
+    """Task ``hash``: hash objects, write the plan; ``{"plan_uri", "pending": [topic…], "skipped": {…}}``."""
+    hook = LLMHook(llm_conn_id)
+    plan = hash_and_plan(
+        settings, run_id=run_id, ds=discovered["ds"], topics=discovered["topics"],
+        discovered=discovered["discovered"], row_limit=row_limit, llm_conn_id=llm_conn_id,
+        model=hook.model, provider=hook.provider,
+    )
+    skipped = {t.topic: t.status for t in plan.topics if t.status != "pending"}
+    if not plan.pending:
+        log.info("nothing new to publish for %s: %s", plan.ds, skipped)
+    return {"plan_uri": f"{plan.staging}/plan.json", "pending": [t.topic for t in plan.pending],
+            "skipped": skipped}
+
+
+def run_chunk(plan_uri: str) -> list[dict[str, Any]]:
+    """Task ``chunk``: chunk every source a pending topic reads; one work item per (topic, chunk)."""
+    plan = RunPlan.load(plan_uri)
+    chunk_size = int(plan.settings["chunk_size"])
+    by_source = {}
+    for tp in plan.pending:
+        if tp.source not in by_source:
+            by_source[tp.source] = chunk_source(plan, tp.source, chunk_size)
+            counts = by_source[tp.source]["counts"]
+            log.info("source %s: %s", tp.source, counts)
+    return [
+        {"plan_uri": plan_uri, "topic": tp.topic, "chunk_uri": c["uri"], "chunk_index": c["index"]}
+        for tp in plan.pending
+        for c in by_source[tp.source]["chunks"]
+    ]
+
+
+def _topic(plan: RunPlan, name: str):
+    tp = plan.topic(name)
+    topic = load_topic(name, pointer="prod", version=tp.prompt_version)
+    if topic.prompt.template_sha256 != tp.template_sha256:
+        raise RuntimeError(
+            f"topic {name} {tp.prompt_version}: template changed during the run "
+            f"(plan {tp.template_sha256[:12]}, now {topic.prompt.template_sha256[:12]}); re-run"
+        )
+    return tp, topic
+
+
+def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
+    """Task ``prompt`` (mapped over topic × chunk): answers to ``<staging>/answers/<topic>/``."""
+    plan = RunPlan.load(item["plan_uri"])
+    _, topic = _topic(plan, item["topic"])
+    records = read_chunk(item["chunk_uri"])
+    from pipeline_hub.prompting import prompt_records
+
+    results, stats = prompt_records(LLMHook(plan.llm_conn_id), topic, records)
+    for r in results:
+        if r.get("status") == "ok":
+            r["fields"] = {k: r["fields"].get(k) for k in topic.keep_fields}
+    out = storage.join(plan.staging, "answers", topic.name)
+    storage.write_jsonl(out / f"chunk-{item['chunk_index']:05d}.jsonl", results)
+    summary = {"topic": topic.name, "chunk_index": item["chunk_index"], "records": stats.records, "ok": stats.ok,
+               "quarantined": stats.quarantined, "llm_calls": stats.calls, "prompt_tokens": stats.prompt_tokens,
+               "completion_tokens": stats.completion_tokens, "latency_s": round(stats.latency_s, 3)}
+    storage.write_json(out / f"_stats-{item['chunk_index']:05d}.json", summary, atomic=False)
+    log.info("prompt %s chunk %d: %s", topic.name, item["chunk_index"], summary)
+    return summary
+
+
+def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
+    """Task ``scrub`` (per topic): Presidio + pseudonyms over kept fields and answers."""
+    from pipeline_hub.scrub import Scrubber
+
+    plan = RunPlan.load(plan_uri)
+    tp, topic = _topic(plan, topic_name)
+    answers_dir = storage.join(plan.staging, "answers", topic.name)
+    rows, quarantine = [], []
+    for path in storage.list_files(answers_dir):
+        for r in storage.read_jsonl(path):
+            if r["status"] == "ok":
+                collision = set(r["fields"]) & set(r["answer"])
+                if collision:
+                    raise ValueError(f"{topic.metadata_path}: kept fields {sorted(collision)} collide with answer keys")
+                rows.append({"record_id": r["record_id"], **r["fields"], **r["answer"]})
+            else:
+                quarantine.append({k: r.get(k) for k in ("record_id", "reason", "detail", "source_uri", "position")})
+    rejects = storage.read_jsonl(storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl"))
+    quarantine += [{k: r.get(k) for k in ("record_id", "reason", "detail", "source_uri", "position")} for r in rejects]
+    scrubbed, found = Scrubber().scrub_rows(rows, topic.output.get("scrub_text", []), topic.output.get("pseudonymize", []))
+    out = storage.join(plan.staging, "scrubbed", topic.name)
+    storage.write_jsonl(out / "rows.jsonl", scrubbed)
+    storage.write_jsonl(out / "quarantine.jsonl", quarantine)
+    summary = {"topic": topic.name, "rows": len(scrubbed), "quarantined": len(quarantine), "pii_found": dict(found)}
+    storage.write_json(out / "_summary.json", summary, atomic=False)
+    log.info("scrub %s: %s", topic.name, summary)
+    return summary
+
+
+def run_validate(plan_uri: str, topic_name: str) -> dict[str, Any]:
+    """Task ``validate`` (per topic): the GX suite over the scrubbed rows; result to staging."""
+    plan = RunPlan.load(plan_uri)
+    _, topic = _topic(plan, topic_name)
+    out = storage.join(plan.staging, "scrubbed", topic.name)
+    rows = storage.read_jsonl(out / "rows.jsonl")
+    columns = ["record_id", *topic.keep_fields, *topic.prompt.output_schema.get("properties", {})]
+    result = validate_rows(topic, rows, columns)
+    storage.write_json(out / "_quality.json", result, atomic=False)
+    log.info("validate %s: success=%s over %d rows", topic.name, result["success"], result["evaluated"])
+    return {"topic": topic.name, "success": result["success"],
+            "failed": [e["type"] + (f"({e['column']})" if e["column"] else "") for e in result["expectations"]
+                       if not e["success"]]}
+
+
+def _collect_stats(answers_dir) -> dict[str, Any]:
+    totals: Counter = Counter()
+    latencies = 0.0
+    if answers_dir.exists():
+        for p in answers_dir.iterdir():
+            if p.name.startswith("_stats-"):
+                s = storage.read_json(answers_dir / p.name)
+                totals.update({k: s[k] for k in ("llm_calls", "prompt_tokens", "completion_tokens", "records")})
+                latencies += s["latency_s"]
+    return {**dict(totals), "llm_latency_s": round(latencies, 3)}
+
+
+def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
+    """Task ``publish`` (per topic): Parquet + quarantine + manifest (last) + index entry.
+
+    Raises :class:`QualityGateFailed` after quarantining the topic when its GX suite failed, and
+    :class:`ConservationError` (publishing nothing) when records in != published + quarantined.
+    """
+    plan = RunPlan.load(plan_uri)
+    tp, topic = _topic(plan, topic_name)
+    stage = storage.join(plan.staging, "scrubbed", topic.name)
+    rows = storage.read_jsonl(stage / "rows.jsonl")
+    quarantine = storage.read_jsonl(stage / "quarantine.jsonl")
+    quality = storage.read_json(stage / "_quality.json")
+    scrub_summary = storage.read_json(stage / "_summary.json")
+    source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
+    lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": plan.model, "run_id": plan.run_id}
+    if not quality["success"]:
+        failed = [e["type"] + (f"({e['column']})" if e["column"] else "") for e in quality["expectations"]
+                  if not e["success"]]
+        detail = "topic failed quality gate: " + ", ".join(failed)
+        quarantine += [{"record_id": r["record_id"], "reason": "quality_failed", "detail": detail,
+                        "source_uri": None, "position": None} for r in rows]
+        rows = []
+    records_in = source_counts["staged"] + sum(source_counts["rejected"].values())
+    by_reason = Counter(q["reason"] for q in quarantine)
+    counts = {"rows_read": source_counts["rows_read"], "duplicates_dropped": source_counts["duplicates_dropped"],
+              "in": records_in, "published": len(rows), "quarantined": dict(by_reason),
+              "quarantined_total": sum(by_reason.values())}
+    if counts["in"] != counts["published"] + counts["quarantined_total"]:
+        raise ConservationError(f"topic {topic.name}: in={counts['in']} != published={counts['published']} + "
+                                f"quarantined={counts['quarantined_total']}")
+    source = plan.sources[tp.source]
+    status = "published" if quality["success"] else "quarantined_quality"
+    data_dir = partition(plan.settings["sanitized_root"], "sanitized_data", topic.name, plan.ds)
+    q_dir = partition(plan.settings["sanitized_root"], "quarantine", topic.name, plan.ds)
+    manifest = {
+        "topic": topic.name, "ds": plan.ds, "status": status, "batch_hash": tp.batch_hash,
+        "inputs": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in source["objects"]],
+        "prompt": {"name": topic.name, "version": topic.version, "template_sha256": topic.prompt.template_sha256},
+        "provider": plan.provider, "model": plan.model, "generation_params": topic.prompt.model_params,
+        "run_id": plan.run_id, "code_version": code_version(), "row_limit": plan.row_limit, "counts": counts,
+        "quality": quality, "pii_found": scrub_summary["pii_found"], "usage": _collect_stats(
+            storage.join(plan.staging, "answers", topic.name)),
+        "started_at": plan.started_at, "finished_at": now(),
+        "outputs": {"data": storage.public_uri(data_dir / "part-00000.parquet") if rows else None,
+                    "quarantine": storage.public_uri(q_dir / "part-00000.parquet") if quarantine else None},
+    }
+    meta = lineage_metadata(manifest)
+    if quarantine:
+        q_rows = [{**q, "batch_hash": tp.batch_hash, "prompt_name": topic.name, "prompt_version": topic.version,
+                   "run_id": plan.run_id} for q in quarantine]
+        write_table(q_dir / "part-00000.parquet", q_rows, QUARANTINE_SCHEMA, meta)
+    if not quality["success"]:
+        storage.write_json(q_dir / "_manifest.json", manifest)
+        raise QualityGateFailed(f"topic {topic.name}: {quarantine[-1]['detail'] if quarantine else 'failed'}; "
+                                f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}")
+    if rows:
+        schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
+        published = [{**{c: lineage[c] for c in LINEAGE_COLUMNS if c != "record_id"}, **r} for r in rows]
+        for r in published:
+            for f in topic.keep_fields:
+                if r.get(f) is not None and not isinstance(r[f], str):
+                    r[f] = str(r[f])
+        write_table(data_dir / "part-00000.parquet", published, schema, meta)
+    elif (data_dir / "part-00000.parquet").exists():
+        (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
+    manifest_path = data_dir / "_manifest.json"
+    storage.write_json(manifest_path, manifest)
+    storage.write_json(
+        storage.join(plan.settings["sanitized_root"], "_index", topic.name, f"{tp.batch_hash}.json"),
+        {"identity": plan.identity(tp), "manifest": storage.public_uri(manifest_path), "published_at": now()},
+    )
+    summary = {"topic": topic.name, "status": status, **{k: counts[k] for k in ("in", "published")},
+               "quarantined": counts["quarantined"], "usage": manifest["usage"],
+               "manifest": storage.public_uri(manifest_path)}
+    log.info("publish %s: %s", topic.name, summary)
+    return summary
