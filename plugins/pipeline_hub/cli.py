@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Tracebacks never show local variables: they can hold record text or PII.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
 services_app = typer.Typer(no_args_is_help=True, help="Embedded local services: SeaweedFS (S3) and llama.cpp.")
 app.add_typer(services_app, name="services")
 
@@ -35,6 +36,8 @@ def run(
     from pipeline_hub.pipeline import run_pipeline
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     result = run_pipeline(raw_root=input, output_root=output, ds=ds, topics=_split(topics), source=source,
                           row_limit=row_limit, llm_conn_id=conn_id, chunk_size=chunk_size)
     typer.echo(json.dumps({"run_id": result.run_id, "ds": result.ds, "published": result.published,
@@ -104,8 +107,14 @@ def services_up(
     """Start the embedded services not configured elsewhere; write .local/env.sh."""
     from pipeline_hub import services
 
-    result = services.up(services=tuple(_split(only) or ("s3", "llm")))
-    typer.echo(json.dumps(result, indent=2, default=str))
+    try:
+        result = services.up(services=tuple(_split(only) or ("s3", "llm")))
+    except services.ServiceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for name, info in result["services"].items():
+        typer.echo(f"{name:4} {info['state']:16} {info.get('endpoint') or ''}  {info.get('message') or ''}".rstrip())
+    typer.echo(f"environment: source {result['env_file']}")
 
 
 @services_app.command("down")
@@ -113,7 +122,8 @@ def services_down(only: Annotated[str | None, typer.Option(help="comma-separated
     """Stop the embedded services (SIGTERM, then SIGKILL after 10 s)."""
     from pipeline_hub import services
 
-    services.down(services=_split(only))
+    for name, state in services.down(services=_split(only)).items():
+        typer.echo(f"{name:4} {state}")
 
 
 @services_app.command("status")

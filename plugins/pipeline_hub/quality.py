@@ -16,6 +16,7 @@ returned holds expectation types, columns, success flags and counts, never the u
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any
@@ -81,6 +82,7 @@ def validate_rows(topic: Topic, rows: list[dict[str, Any]], required_columns: li
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     if not rows:
         return {"success": True, "suite": f"{topic.name}.{topic.version}", "evaluated": 0, "expectations": []}
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     import pandas as pd
 

@@ -1,0 +1,59 @@
+"""Shared fixtures: a local OpenAI-compatible stub over real HTTP, Airflow connections from env, sample data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DS = "2025-01-15"
+
+# Tests never reach a real provider or the network, and never write into the checkout's .local/.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("PIPELINE_HUB_PII_KEY", "5e" * 32)
+
+
+def llm_conn(base_url: str, dialect: str = "json_object_schema", **extra) -> str:
+    """``AIRFLOW_CONN_*`` JSON for an OpenAI-compatible endpoint."""
+    return json.dumps(
+        {"conn_type": "openai", "host": base_url, "password": "sk-test",
+         "extra": {"model": "stub-model", "structured_output": dialect, "max_concurrency": 4,
+                   "max_retries": 3, "timeout": 5, **extra}}
+    )
+
+
+@pytest.fixture(scope="session")
+def stub_server():
+    from pipeline_hub.testing.stub_llm import StubLLMServer
+
+    server = StubLLMServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stub(stub_server, monkeypatch):
+    """The session stub, reset, configured as ``llm_default`` (llama.cpp dialect)."""
+    stub_server.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub_server.base_url))
+    yield stub_server
+    stub_server.reset()
+
+
+@pytest.fixture
+def raw_zone(tmp_path) -> Path:
+    """A raw-zone root holding the bundled sample under ``<source>/<DS>/``."""
+    root = tmp_path / "raw"
+    for src in (REPO / "include" / "sample_data").iterdir():
+        if src.is_dir():
+            dest = root / src.name / DS
+            dest.mkdir(parents=True)
+            for f in src.iterdir():
+                if f.suffix in (".csv", ".jsonl", ".json", ".parquet", ".gz"):
+                    shutil.copy(f, dest / f.name)
+    return root

@@ -1,0 +1,150 @@
+"""End to end: `airflow dags test prompt_pipeline` against a real SeaweedFS S3 and the local stub LLM.
+
+Checks publication with lineage, conservation, the no-op rerun (zero LLM calls), and that no record text
+or PII reaches task logs, XCom or the sanitized zone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import DS, REPO, llm_conn
+
+pytestmark = pytest.mark.slow
+
+# Synthetic PII seeded into an extra raw object (values chosen to exist nowhere else in the sample).
+SEEDED = {
+    "name": "Quentin Zarkowsky",
+    "email": "quentin.zarkowsky@zarkowsky-example.net",
+    "phone": "+1 415 555 0199",
+    "sentence": "Zarkowsky ledger reconciliation note 7731",
+}
+EMAIL_TEXT = (
+    f"Hi team, {SEEDED['sentence']} attached.\n\nBest regards,\n{SEEDED['name']}\nVP Finance\nAcme Widgets\n"
+    f"{SEEDED['email']}\n{SEEDED['phone']}\n"
+)
+
+
+def contact_echo(body: dict) -> dict | None:
+    """Answer like a model that echoes the seeded person; None lets the stub generate from the schema."""
+    if SEEDED["name"] in body["messages"][-1]["content"]:
+        return {"contacts": [{"name": SEEDED["name"], "title": "VP Finance", "organisation": "Acme Widgets",
+                              "email": SEEDED["email"], "phone": SEEDED["phone"]}]}
+    return None
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    from pipeline_hub.services import SeaweedFS
+
+    s3 = SeaweedFS(tmp_path_factory.mktemp("s3"), buckets=("raw", "sanitized"))
+    s3.start()
+    s3.wait_ready(60)
+    yield s3
+    s3.stop()
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory, seaweed, stub_server):
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(seaweed.airflow_connection()),
+        "AIRFLOW_CONN_LLM_DEFAULT": llm_conn(stub_server.base_url),
+        "PIPELINE_HUB_RAW_URI": "s3://aws_default@raw/raw_data",
+        "PIPELINE_HUB_SANITIZED_URI": "s3://aws_default@sanitized",
+        "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
+        "PIPELINE_HUB_PII_KEY": "7a" * 32,
+    }
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pipeline_hub", "seed", "--ds", DS], env=env, check=True,
+                   capture_output=True)
+    client = seaweed.client()
+    client.put_object(Bucket="raw", Key=f"raw_data/emails/{DS}/seeded.jsonl",
+                      Body=(json.dumps({"id": "seeded-1", "text": EMAIL_TEXT}) + "\n").encode())
+    return env, home, client
+
+
+def dags_test(env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airflow", "dags", "test", "prompt_pipeline", DS], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def s3_json(client, bucket, key):
+    return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def all_logs(home, proc) -> str:
+    files = [p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file()]
+    return proc.stdout + proc.stderr + "\n".join(files)
+
+
+def xcom_values(home) -> str:
+    con = sqlite3.connect(home / "airflow.db")
+    try:
+        return "\n".join(str(v) for (v,) in con.execute("SELECT value FROM xcom"))
+    finally:
+        con.close()
+
+
+def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
+    env, home, client = airflow_env
+    stub_server.reset()
+    stub_server.responder = contact_echo
+    first = dags_test(env)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    calls_first = stub_server.calls
+    assert calls_first > 0
+
+    for topic in ("industry_classification", "use_case_extraction", "contact_extraction", "company_matching"):
+        m = s3_json(client, "sanitized", f"sanitized_data/{topic}/ds={DS}/_manifest.json")
+        c = m["counts"]
+        assert m["status"] == "published" and c["in"] == c["published"] + c["quarantined_total"]
+        assert m["inputs"] and all(i["public_uri"].startswith("s3://raw/raw_data/") for i in m["inputs"])
+        assert m["run_id"].startswith("manual__") or m["run_id"]
+        data = client.get_object(Bucket="sanitized", Key=f"sanitized_data/{topic}/ds={DS}/part-00000.parquet")
+        table = pq.read_table(io.BytesIO(data["Body"].read()))
+        assert table.num_rows == c["published"]
+        assert set(table.column("batch_hash").to_pylist()) == {m["batch_hash"]}
+
+    # The echoed contact was pseudonymised: the published bytes hold none of the seeded values.
+    contacts = client.get_object(Bucket="sanitized", Key=f"sanitized_data/contact_extraction/ds={DS}/part-00000.parquet")
+    rows = pq.read_table(io.BytesIO(contacts["Body"].read())).to_pylist()
+    seeded_row = next(r for r in rows if r["record_id"] == "seeded-1")
+    assert all(seeded_row["contacts"][0][k].startswith("psn_") for k in ("name", "email", "phone"))
+    published_bytes = b"".join(
+        client.get_object(Bucket="sanitized", Key=o["Key"])["Body"].read()
+        for o in client.list_objects_v2(Bucket="sanitized")["Contents"]
+    )
+    for value in SEEDED.values():
+        assert value.encode() not in published_bytes
+
+    # Nothing of the record text or PII in task logs or XCom.
+    logs, xcom = all_logs(home, first), xcom_values(home)
+    for value in SEEDED.values():
+        assert value not in logs, f"seeded value leaked into logs: {value[:4]}…"
+        assert value not in xcom, f"seeded value leaked into XCom: {value[:4]}…"
+    assert not re.search(r"Saint Paul, Minnesota|North Chicago", xcom)
+
+    # Rerun of the same bytes: nothing new, no LLM call, manifests untouched.
+    before = s3_json(client, "sanitized", f"sanitized_data/industry_classification/ds={DS}/_manifest.json")
+    stub_server.reset()
+    second = dags_test(env)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    assert stub_server.calls == 0
+    after = s3_json(client, "sanitized", f"sanitized_data/industry_classification/ds={DS}/_manifest.json")
+    assert after == before
+    assert "already published" in all_logs(home, second)

@@ -1,0 +1,90 @@
+"""The in-process pipeline (`pipeline-hub run`) on the bundled real sample against the local stub LLM."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import DS
+
+from pipeline_hub.pipeline import run_pipeline
+from pipeline_hub.query import run_query
+
+TOPICS = ["company_matching", "contact_extraction", "industry_classification", "use_case_extraction"]
+
+
+def manifest(out, topic, zone="sanitized_data"):
+    return json.loads((out / zone / topic / f"ds={DS}" / "_manifest.json").read_text())
+
+
+def test_run_publishes_every_topic_with_lineage_and_conservation(stub, raw_zone, tmp_path):
+    out = tmp_path / "out"
+    result = run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS)
+    assert not result.failed and sorted(p["topic"] for p in result.published) == TOPICS
+    for topic in TOPICS:
+        m = manifest(out, topic)
+        c = m["counts"]
+        assert c["in"] == c["published"] + c["quarantined_total"] > 0
+        assert m["prompt"]["version"] == "v1" and len(m["prompt"]["template_sha256"]) == 64
+        assert m["batch_hash"] and all(len(i["sha256"]) == 64 for i in m["inputs"])
+        assert m["model"] == "stub-model" and m["quality"]["success"]
+        table = pq.read_table(out / "sanitized_data" / topic / f"ds={DS}" / "part-00000.parquet")
+        for col in ("record_id", "batch_hash", "prompt_version", "template_sha256", "model", "run_id"):
+            assert col in table.column_names
+        assert table.num_rows == c["published"]
+        assert table.column("record_id").null_count == 0
+        assert b"pipeline_hub.batch_hash" in table.schema.metadata
+    cols, rows = run_query(str(out), "SELECT count(*) FROM industry_classification")
+    assert rows[0][0] == manifest(out, "industry_classification")["counts"]["published"]
+
+
+def test_rerun_of_unchanged_batch_is_a_noop_with_zero_llm_calls(stub, raw_zone, tmp_path):
+    out = tmp_path / "out"
+    run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"])
+    first = manifest(out, "industry_classification")
+    stub.reset()
+    again = run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"])
+    assert again.published == [] and again.skipped == {"industry_classification": "skipped_published"}
+    assert stub.calls == 0
+    assert manifest(out, "industry_classification")["run_id"] == first["run_id"]
+
+
+def test_malformed_records_are_quarantined_and_counts_add_up(stub, raw_zone, tmp_path):
+    part = raw_zone / "ai_use_cases" / DS
+    good = (part / "use_cases.jsonl").read_text().splitlines()
+    extra = [good[0], "{not json", '"a string"', json.dumps({"id": "X-1", "agency": "A"})]  # dup, 2 bad, no summary
+    (part / "more.jsonl").write_text("\n".join(extra) + "\n")
+    out = tmp_path / "out"
+    run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["use_case_extraction"])
+    c = manifest(out, "use_case_extraction")["counts"]
+    assert c["rows_read"] == len(good) + 4 and c["duplicates_dropped"] == 1
+    assert c["quarantined"] == {"malformed_record": 2, "missing_field": 1}
+    assert c["in"] == c["published"] + c["quarantined_total"] == len(good) + 3
+    q = pq.read_table(out / "quarantine" / "use_case_extraction" / f"ds={DS}" / "part-00000.parquet").to_pylist()
+    missing = next(r for r in q if r["reason"] == "missing_field")
+    assert "more.jsonl" in missing["detail"] and "'summary'" in missing["detail"] and missing["position"] == 4
+
+
+def test_invalid_answers_get_one_repair_then_quarantine(stub, raw_zone, tmp_path):
+    stub.responder = lambda body: "{\"sector\": \"Not a sector\""  # never valid JSON
+    out = tmp_path / "out"
+    run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"],
+                 row_limit=3)
+    m = manifest(out, "industry_classification")
+    assert m["counts"]["quarantined"] == {"invalid_output": 3} and m["counts"]["published"] == 0
+    assert stub.calls == 6  # one answer + one repair per record
+
+
+@pytest.mark.parametrize("dialect", ["json_schema", "json_object_schema"])
+def test_structured_output_dialect_is_sent_as_configured(stub, raw_zone, tmp_path, monkeypatch, dialect):
+    from conftest import llm_conn
+
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, dialect))
+    run_pipeline(raw_root=str(raw_zone), output_root=str(tmp_path / "o"), ds=DS,
+                 topics=["industry_classification"], row_limit=1)
+    fmt = stub.requests[0]["response_format"]
+    if dialect == "json_schema":
+        assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == ["sector", "confidence"]
+    else:
+        assert fmt["type"] == "json_object" and fmt["schema"]["required"] == ["sector", "confidence"]
