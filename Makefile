@@ -66,7 +66,7 @@ demo: install-demo
 	@echo "Running: airflow dags test prompt_pipeline $(DEMO_DS)  (log: .local/logs/demo-dags-test.log)"
 	source $(LOCAL)/env.sh && $(BIN)/airflow dags test prompt_pipeline $(DEMO_DS) > $(LOCAL)/logs/demo-dags-test.log 2>&1 \
 	  || { tail -n 60 $(LOCAL)/logs/demo-dags-test.log; exit 1; }
-	@grep -hoE "(already published[^\[]*|nothing new to publish[^\[]*)" $(LOCAL)/logs/demo-dags-test.log | sort -u || true
+	@grep -hoE "topic [a-z_]+: batch [0-9a-f]+ already published[^[]*" $(LOCAL)/logs/demo-dags-test.log | sort -u || true
 	@source $(LOCAL)/env.sh && $(BIN)/pipeline-hub report --ds $(DEMO_DS)
 	@echo
 	@echo "Services keep running: $(BIN)/pipeline-hub services status | down"

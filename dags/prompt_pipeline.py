@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
-
 from pipeline_hub.registry import list_topics
 
 TOPICS = list_topics()
@@ -42,15 +41,26 @@ def _settings():
     tags=["prompt-pipeline", "llm", "pii"],
     doc_md=DOC,
     params={
-        "source": Param(None, type=["null", "string"], enum=[None, *SOURCES],
-                        description="Only run topics reading this raw source (empty: all)."),
-        "topics": Param(TOPICS, type="array", items={"type": "string", "enum": TOPICS},
-                        description="Topics to run."),
-        "row_limit": Param(None, type=["null", "integer"], minimum=1,
-                           description="Read at most this many records per source (empty: all)."),
+        "source": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, *SOURCES],
+            description="Only run topics reading this raw source (empty: all).",
+        ),
+        "topics": Param(TOPICS, type="array", items={"type": "string", "enum": TOPICS}, description="Topics to run."),
+        "row_limit": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Read at most this many records per source (empty: all).",
+        ),
         "llm_conn_id": Param("llm_default", type="string", description="Airflow connection of the LLM provider."),
-        "ds": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",
-                    description="Partition date to process (empty: the run's logical date)."),
+        "ds": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="Partition date to process (empty: the run's logical date).",
+        ),
     },
 )
 def prompt_pipeline():
@@ -69,8 +79,13 @@ def prompt_pipeline():
         from pipeline_hub.tasks import run_hash
 
         ctx = get_current_context()
-        planned = run_hash(_settings(), discovered, run_id=ctx["run_id"], row_limit=ctx["params"].get("row_limit"),
-                           llm_conn_id=ctx["params"]["llm_conn_id"])
+        planned = run_hash(
+            _settings(),
+            discovered,
+            run_id=ctx["run_id"],
+            row_limit=ctx["params"].get("row_limit"),
+            llm_conn_id=ctx["params"]["llm_conn_id"],
+        )
         return [{"plan_uri": planned["plan_uri"], "topic": t} for t in planned["pending"]]
 
     @task
@@ -100,7 +115,6 @@ def prompt_pipeline():
     @task(trigger_rule="none_failed")
     def publish(plan_uri: str, topic: str) -> dict:
         from airflow.exceptions import AirflowFailException
-
         from pipeline_hub.tasks import QualityGateFailed, run_publish
 
         try:

@@ -20,9 +20,19 @@ os.environ.setdefault("PIPELINE_HUB_PII_KEY", "5e" * 32)
 def llm_conn(base_url: str, dialect: str = "json_object_schema", **extra) -> str:
     """``AIRFLOW_CONN_*`` JSON for an OpenAI-compatible endpoint."""
     return json.dumps(
-        {"conn_type": "openai", "host": base_url, "password": "sk-test",
-         "extra": {"model": "stub-model", "structured_output": dialect, "max_concurrency": 4,
-                   "max_retries": 3, "timeout": 5, **extra}}
+        {
+            "conn_type": "openai",
+            "host": base_url,
+            "password": "sk-test",
+            "extra": {
+                "model": "stub-model",
+                "structured_output": dialect,
+                "max_concurrency": 4,
+                "max_retries": 3,
+                "timeout": 5,
+                **extra,
+            },
+        }
     )
 
 

@@ -36,7 +36,13 @@ def test_every_dag_has_tags_and_every_task_retries(dagbag):
 def test_prompt_pipeline_shape(dagbag):
     dag = dagbag.dags["prompt_pipeline"]
     assert [t.task_id for t in dag.topological_sort()] == [
-        "discover", "hash", "chunk", "prompt", "scrub", "validate", "publish"
+        "discover",
+        "hash",
+        "chunk",
+        "prompt",
+        "scrub",
+        "validate",
+        "publish",
     ]
     assert dag.catchup is False
     assert dag.schedule == "0 2 * * *"
@@ -51,6 +57,7 @@ def test_dag_files_do_no_heavy_work_at_parse_time(tmp_path):
     )
     for dag_file in (REPO / "dags").glob("*.py"):
         env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "PYTHONPATH": str(REPO / "plugins")}
-        out = subprocess.run([sys.executable, "-c", code, str(dag_file)], env=env, capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(dag_file)], env=env, capture_output=True, text=True, check=True
+        )
         assert json.loads(out.stdout.strip().splitlines()[-1]) == [], dag_file.name

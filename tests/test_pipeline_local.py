@@ -7,7 +7,6 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from conftest import DS
-
 from pipeline_hub.pipeline import run_pipeline
 from pipeline_hub.query import run_query
 
@@ -53,7 +52,12 @@ def test_rerun_of_unchanged_batch_is_a_noop_with_zero_llm_calls(stub, raw_zone, 
 def test_malformed_records_are_quarantined_and_counts_add_up(stub, raw_zone, tmp_path):
     part = raw_zone / "ai_use_cases" / DS
     good = (part / "use_cases.jsonl").read_text().splitlines()
-    extra = [good[0], "{not json", '"a string"', json.dumps({"id": "X-1", "agency": "A"})]  # dup, 2 bad, no summary
+    extra = [
+        good[0],
+        "{not json",
+        '"a string"',
+        json.dumps({"id": "X-1", "agency": "A"}),
+    ]  # dup, 2 bad, no summary
     (part / "more.jsonl").write_text("\n".join(extra) + "\n")
     out = tmp_path / "out"
     run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["use_case_extraction"])
@@ -67,10 +71,9 @@ def test_malformed_records_are_quarantined_and_counts_add_up(stub, raw_zone, tmp
 
 
 def test_invalid_answers_get_one_repair_then_quarantine(stub, raw_zone, tmp_path):
-    stub.responder = lambda body: "{\"sector\": \"Not a sector\""  # never valid JSON
+    stub.responder = lambda body: '{"sector": "Not a sector"'  # never valid JSON
     out = tmp_path / "out"
-    run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"],
-                 row_limit=3)
+    run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"], row_limit=3)
     m = manifest(out, "industry_classification")
     assert m["counts"]["quarantined"] == {"invalid_output": 3} and m["counts"]["published"] == 0
     assert stub.calls == 6  # one answer + one repair per record
@@ -81,10 +84,46 @@ def test_structured_output_dialect_is_sent_as_configured(stub, raw_zone, tmp_pat
     from conftest import llm_conn
 
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, dialect))
-    run_pipeline(raw_root=str(raw_zone), output_root=str(tmp_path / "o"), ds=DS,
-                 topics=["industry_classification"], row_limit=1)
+    run_pipeline(
+        raw_root=str(raw_zone),
+        output_root=str(tmp_path / "o"),
+        ds=DS,
+        topics=["industry_classification"],
+        row_limit=1,
+    )
     fmt = stub.requests[0]["response_format"]
     if dialect == "json_schema":
-        assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == ["sector", "confidence"]
+        assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == [
+            "sector",
+            "confidence",
+        ]
     else:
         assert fmt["type"] == "json_object" and fmt["schema"]["required"] == ["sector", "confidence"]
+
+
+def test_topic_failing_quality_gate_is_quarantined_while_others_publish(stub, raw_zone, tmp_path):
+    part = raw_zone / "companies" / DS
+    with (part / "companies.csv").open("a") as fh:
+        fh.write('LEAK,Leaky Corp,"write to ceo@leaky-example.com"\n')  # a kept, unscrubbed field holding PII
+    out = tmp_path / "out"
+    result = run_pipeline(
+        raw_root=str(raw_zone),
+        output_root=str(out),
+        ds=DS,
+        topics=["industry_classification", "use_case_extraction"],
+    )
+    assert list(result.failed) == ["industry_classification"]
+    assert "expect_column_values_to_not_match_regex" in result.failed["industry_classification"]
+    assert [p["topic"] for p in result.published] == ["use_case_extraction"]
+    assert not (out / "sanitized_data" / "industry_classification").exists()
+    m = manifest(out, "industry_classification", zone="quarantine")
+    assert m["status"] == "quarantined_quality" and m["counts"]["published"] == 0
+    assert m["counts"]["in"] == m["counts"]["quarantined"]["quality_failed"] == 23
+    q = pq.read_table(out / "quarantine" / "industry_classification" / f"ds={DS}" / "part-00000.parquet")
+    assert (
+        b"ceo@leaky-example.com"
+        not in (out / "quarantine").joinpath("industry_classification", f"ds={DS}", "part-00000.parquet").read_bytes()
+    )
+    assert set(q.column("reason").to_pylist()) == {"quality_failed"}
+    # The failed topic is not in the publication index: the next run retries it.
+    assert not (out / "_index" / "industry_classification").exists()

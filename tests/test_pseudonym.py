@@ -9,7 +9,9 @@ def test_same_value_same_pseudonym_after_normalisation():
     assert pseudonymize("Jane.Doe@Example.org ", "EMAIL_ADDRESS", KEY) == pseudonymize(
         "jane.doe@example.org", "EMAIL_ADDRESS", KEY
     )
-    assert pseudonymize("+1 (713) 853-4218", "PHONE_NUMBER", KEY) == pseudonymize("+1 713 853 4218", "PHONE_NUMBER", KEY)
+    assert pseudonymize("+1 (713) 853-4218", "PHONE_NUMBER", KEY) == pseudonymize(
+        "+1 713 853 4218", "PHONE_NUMBER", KEY
+    )
 
 
 def test_key_and_kind_change_the_pseudonym():

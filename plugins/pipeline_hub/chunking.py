@@ -52,8 +52,15 @@ def chunk_source(plan: RunPlan, source: str, chunk_size: int) -> dict[str, Any]:
             counts["rows_read"] += 1
             if isinstance(item, RecordError):
                 rid = f"{obj['sha256'][:16]}:{item.position}"
-                rejects.append({"record_id": rid, "source_uri": obj["public_uri"], "position": item.position,
-                                "reason": item.reason, "detail": item.detail})
+                rejects.append(
+                    {
+                        "record_id": rid,
+                        "source_uri": obj["public_uri"],
+                        "position": item.position,
+                        "reason": item.reason,
+                        "detail": item.detail,
+                    }
+                )
                 continue
             position, raw = item
             record = normalise(obj["public_uri"], position, raw)
@@ -63,10 +70,16 @@ def chunk_source(plan: RunPlan, source: str, chunk_size: int) -> dict[str, Any]:
                 continue
             seen_content.add(digest)
             if record["record_id"] in seen_ids:
-                rejects.append({"record_id": f"{record['record_id']}#{obj['sha256'][:8]}:{position}",
-                                "source_uri": obj["public_uri"], "position": position, "reason": "duplicate_id",
-                                "detail": f"{obj['public_uri']} record {position}: field 'id' repeats an earlier "
-                                          "record with different content"})
+                rejects.append(
+                    {
+                        "record_id": f"{record['record_id']}#{obj['sha256'][:8]}:{position}",
+                        "source_uri": obj["public_uri"],
+                        "position": position,
+                        "reason": "duplicate_id",
+                        "detail": f"{obj['public_uri']} record {position}: field 'id' repeats an earlier "
+                        "record with different content",
+                    }
+                )
                 continue
             seen_ids[record["record_id"]] = digest
             staged.append(record)

@@ -23,7 +23,10 @@ def _split(value: str | None) -> list[str] | None:
 
 @app.command()
 def run(
-    input: Annotated[str, typer.Option("--input", help="raw-zone root: <source>/<ds>/<files> (path or s3://conn@bucket/prefix)")],
+    input: Annotated[
+        str,
+        typer.Option("--input", help="raw-zone root: <source>/<ds>/<files> (path or s3://conn@bucket/prefix)"),
+    ],
     output: Annotated[str, typer.Option("--output", help="sanitized root receiving sanitized_data/ and quarantine/")],
     topics: Annotated[str | None, typer.Option(help="comma-separated topics (default: all)")] = None,
     ds: Annotated[str, typer.Option(help="partition date YYYY-MM-DD")] = date.today().isoformat(),
@@ -38,19 +41,42 @@ def run(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    result = run_pipeline(raw_root=input, output_root=output, ds=ds, topics=_split(topics), source=source,
-                          row_limit=row_limit, llm_conn_id=conn_id, chunk_size=chunk_size)
-    typer.echo(json.dumps({"run_id": result.run_id, "ds": result.ds, "published": result.published,
-                           "skipped": result.skipped, "failed": result.failed,
-                           "duration_s": result.duration_s}, indent=2))
+    result = run_pipeline(
+        raw_root=input,
+        output_root=output,
+        ds=ds,
+        topics=_split(topics),
+        source=source,
+        row_limit=row_limit,
+        llm_conn_id=conn_id,
+        chunk_size=chunk_size,
+    )
+    typer.echo(
+        json.dumps(
+            {
+                "run_id": result.run_id,
+                "ds": result.ds,
+                "published": result.published,
+                "skipped": result.skipped,
+                "failed": result.failed,
+                "duration_s": result.duration_s,
+            },
+            indent=2,
+        )
+    )
     if result.failed:
         raise typer.Exit(1)
 
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over the views industry_classification, use_case_extraction, "
-                                            "contact_extraction, company_matching, quarantine")],
+    sql: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the views industry_classification, use_case_extraction, "
+            "contact_extraction, company_matching, quarantine"
+        ),
+    ],
     root: Annotated[str | None, typer.Option(help="sanitized root (default: PIPELINE_HUB_SANITIZED_URI)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON rows")] = False,
 ) -> None:

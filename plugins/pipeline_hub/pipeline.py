@@ -52,8 +52,11 @@ def run_pipeline(
     run_id = run_id or f"manual__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="pipeline-hub-staging-") as tmp:
         settings = Settings.from_env(
-            raw_root=raw_root, sanitized_root=output_root, staging_root=staging_root or tmp,
-            llm_conn_id=llm_conn_id, chunk_size=chunk_size,
+            raw_root=raw_root,
+            sanitized_root=output_root,
+            staging_root=staging_root or tmp,
+            llm_conn_id=llm_conn_id,
+            chunk_size=chunk_size,
         )
         result = RunResult(run_id=run_id, ds=ds)
         found = tasks.run_discover(settings, ds, topics, source)

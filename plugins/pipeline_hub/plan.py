@@ -154,8 +154,12 @@ def hash_and_plan(
         llm_conn_id=llm_conn_id,
         model=model,
         provider=provider,
-        settings={"raw_root": settings.raw_root, "sanitized_root": settings.sanitized_root,
-                  "staging_root": settings.staging_root, "chunk_size": settings.chunk_size},
+        settings={
+            "raw_root": settings.raw_root,
+            "sanitized_root": settings.sanitized_root,
+            "staging_root": settings.staging_root,
+            "chunk_size": settings.chunk_size,
+        },
         started_at=datetime.now(UTC).isoformat(),
         staging=str(staging),
     )
@@ -165,17 +169,29 @@ def hash_and_plan(
             digest, size = sha256_object(storage.to_path(uri))
             objects.append({"uri": uri, "public_uri": storage.public_uri(uri), "sha256": digest, "size": size})
         bh = batch_hash(o["sha256"] for o in objects) if objects else None
-        plan.sources[source] = {"batch_hash": bh, "objects": objects,
-                                "ignored": [storage.public_uri(u) for u in info["ignored"]]}
+        plan.sources[source] = {
+            "batch_hash": bh,
+            "objects": objects,
+            "ignored": [storage.public_uri(u) for u in info["ignored"]],
+        }
         if bh:
-            manifest = {"source": source, "ds": ds, "batch_hash": bh, "run_id": run_id,
-                        "objects": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in objects]}
+            manifest = {
+                "source": source,
+                "ds": ds,
+                "batch_hash": bh,
+                "run_id": run_id,
+                "objects": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in objects],
+            }
             storage.write_json(storage.join(settings.sanitized_root, "_batches", source, f"{bh}.json"), manifest)
     for name in topics:
         topic = load_topic(name, settings.prompts_dir)
-        tp = TopicPlan(topic=name, source=topic.source, prompt_version=topic.version,
-                       template_sha256=topic.prompt.template_sha256,
-                       batch_hash=plan.sources.get(topic.source, {}).get("batch_hash"))
+        tp = TopicPlan(
+            topic=name,
+            source=topic.source,
+            prompt_version=topic.version,
+            template_sha256=topic.prompt.template_sha256,
+            batch_hash=plan.sources.get(topic.source, {}).get("batch_hash"),
+        )
         if tp.batch_hash is None:
             tp.status = "skipped_no_input"
             log.info("topic %s: no raw objects for source %s on %s", name, topic.source, ds)
@@ -184,8 +200,11 @@ def hash_and_plan(
             if index.exists() and storage.read_json(index).get("identity") == plan.identity(tp):
                 tp.status = "skipped_published"
                 tp.published_manifest = storage.read_json(index).get("manifest")
-                log.info("topic %s: batch %s already published with this prompt and model; skipping",
-                         name, tp.batch_hash[:12])
+                log.info(
+                    "topic %s: batch %s already published with this prompt and model; skipping, no LLM calls",
+                    name,
+                    tp.batch_hash[:12],
+                )
         plan.topics.append(tp)
     storage.write_json(staging / "plan.json", plan.to_dict())
     return plan

@@ -11,6 +11,7 @@ with reason ``invalid_output``. Requests run concurrently, bounded by the connec
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from dataclasses import dataclass, field
@@ -54,7 +55,9 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
     """Template variables for ``record`` as ``(variables, missing_field, extra)``.
 
     ``missing_field`` names the first required field the record lacks (variables is then None).
-    ``extra`` carries context facts used in validation, e.g. ``{"candidate_ids": [...]}``.
+    ``extra`` may carry ``{"schema": …}``: the output schema narrowed for this record, e.g. the
+    matching answer's ``constrain_field`` limited to the offered candidate ids (or null), so a
+    structured-output server can only answer with an id it was shown.
     """
     fields = record["fields"]
     variables: dict[str, Any] = {}
@@ -70,14 +73,19 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
         if ctx.get("kind") != "reference_candidates":
             raise ValueError(f"{topic.metadata_path}: context '{var}' has unknown kind '{ctx.get('kind')}'")
         index = load_reference(
-            str(include_dir() / ctx["reference"]), ctx.get("id_column", "ref_id"), ctx.get("name_column", "name")
+            str(include_dir() / ctx["reference"]),
+            ctx.get("id_column", "ref_id"),
+            ctx.get("name_column", "name"),
         )
         query = fields.get(ctx.get("query_field", "name"))
         if query is None:
             return None, ctx.get("query_field", "name"), {}
         cands = index.candidates(str(query), int(ctx.get("k", 5)))
         variables[var] = cands
-        extra["candidate_ids"] = [c["id"] for c in cands]
+        if field_name := ctx.get("constrain_field"):
+            schema = copy.deepcopy(topic.prompt.output_schema)
+            schema["properties"][field_name]["enum"] = [*(c["id"] for c in cands), None]
+            extra["schema"] = schema
     return variables, None, extra
 
 
@@ -88,17 +96,22 @@ async def _process_record(
     variables, missing, extra = build_variables(topic, record)
     if variables is None:
         stats.quarantine("missing_field")
-        return {**base, "status": "quarantined", "reason": "missing_field",
-                "detail": f"{record['source_uri']} record {record['position']}: field '{missing}' is missing or empty"}
+        return {
+            **base,
+            "status": "quarantined",
+            "reason": "missing_field",
+            "detail": f"{record['source_uri']} record {record['position']}: field '{missing}' is missing or empty",
+        }
     messages = topic.prompt.render(variables)
     params = dict(topic.prompt.model_params)
+    schema = extra.get("schema", topic.prompt.output_schema)
+    if "schema" in extra:
+        validator = jsonschema.Draft202012Validator(schema)
     error = None
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "attempts": 0, "latency_s": 0.0}
     for attempt in range(2):  # first answer + one repair
         async with sem:
-            completion = await hook.acomplete(
-                client, messages, schema=topic.prompt.output_schema, schema_name=topic.name, params=params
-            )
+            completion = await hook.acomplete(client, messages, schema=schema, schema_name=topic.name, params=params)
         stats.calls += completion.attempts
         for key in ("prompt_tokens", "completion_tokens", "attempts"):
             usage[key] += getattr(completion, key)
@@ -108,8 +121,6 @@ async def _process_record(
             error = _schema_error(validator, answer)
         except json.JSONDecodeError as exc:
             answer, error = None, f"$: not valid JSON ({exc.msg})"
-        if error is None and "candidate_ids" in extra and answer.get("match_id") not in [*extra["candidate_ids"], None]:
-            error = "$.match_id: not one of the offered candidate ids"
         if error is None:
             stats.ok += 1
             _count_usage(stats, usage)
@@ -118,12 +129,20 @@ async def _process_record(
             messages = [
                 *messages,
                 {"role": "assistant", "content": completion.content},
-                {"role": "user", "content": f"That answer is invalid: {error}. Reply again with only the corrected JSON object."},
+                {
+                    "role": "user",
+                    "content": f"That answer is invalid: {error}. Reply again with only the corrected JSON object.",
+                },
             ]
     stats.quarantine("invalid_output")
     _count_usage(stats, usage)
-    return {**base, "status": "quarantined", "reason": "invalid_output",
-            "detail": f"answer failed schema validation after one repair: {error}", "usage": usage}
+    return {
+        **base,
+        "status": "quarantined",
+        "reason": "invalid_output",
+        "detail": f"answer failed schema validation after one repair: {error}",
+        "usage": usage,
+    }
 
 
 def _count_usage(stats: ChunkStats, usage: dict) -> None:

@@ -94,7 +94,10 @@ def code_version() -> str:
     try:
         sha = subprocess.run(
             ["git", "-C", str(REPO_DIR), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         return f"{__version__}+g{sha}"
     except (OSError, subprocess.SubprocessError):

@@ -23,10 +23,20 @@ from typing import Any
 
 from pipeline_hub.registry import Topic
 
-LINEAGE_COLUMNS = ["record_id", "batch_hash", "prompt_name", "prompt_version", "template_sha256", "model", "run_id"]
+LINEAGE_COLUMNS = [
+    "record_id",
+    "batch_hash",
+    "prompt_name",
+    "prompt_version",
+    "template_sha256",
+    "model",
+    "run_id",
+]
 # RFC 5322-ish address; NANP (123-456-7890, (123) 456 7890) or E.164-style international (+49 30 1234 5678).
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
-PHONE_PATTERN = r"(?<!\w)(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\w)|(?<!\w)\+\d{1,3}(?:[\s.-]?\d{2,4}){2,5}(?!\w)"
+PHONE_PATTERN = (
+    r"(?<!\w)(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\w)|(?<!\w)\+\d{1,3}(?:[\s.-]?\d{2,4}){2,5}(?!\w)"
+)
 RESIDUAL_PII = {"email": re.compile(EMAIL_PATTERN), "phone": re.compile(PHONE_PATTERN)}
 
 

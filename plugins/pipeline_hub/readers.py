@@ -109,9 +109,7 @@ def _csv(name: str, text: str):
     for row in reader:
         lineno = reader.line_num
         if None in row or any(v is None for v in row.values()):
-            yield RecordError(
-                lineno, "malformed_record", f"{name}: line {lineno}: expected {len(header)} columns"
-            )
+            yield RecordError(lineno, "malformed_record", f"{name}: line {lineno}: expected {len(header)} columns")
             continue
         yield lineno, {k: v for k, v in row.items() if v != ""}
 

@@ -186,9 +186,7 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
     template_rel = f"{name}/{spec['template']}"
     if not (root / template_rel).is_file():
         raise RegistryError(f"{meta_path}: template {template_rel} of {chosen} does not exist")
-    inputs = [
-        InputSpec(var, cfg["field"], bool(cfg.get("required", True))) for var, cfg in meta["inputs"].items()
-    ]
+    inputs = [InputSpec(var, cfg["field"], bool(cfg.get("required", True))) for var, cfg in meta["inputs"].items()]
     return Topic(
         name=name,
         description=meta.get("description", ""),

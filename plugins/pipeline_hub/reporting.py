@@ -28,19 +28,46 @@ def render_report(sanitized_root: str, ds: str) -> str:
     for topic, m in load_manifests(sanitized_root, ds).items():
         c, u = m["counts"], m.get("usage", {})
         secs = (datetime.fromisoformat(m["finished_at"]) - datetime.fromisoformat(m["started_at"])).total_seconds()
-        rows.append([topic, m["status"], c["in"], c["published"], c["quarantined_total"],
-                     ", ".join(f"{k}={v}" for k, v in sorted(c["quarantined"].items())) or "-",
-                     u.get("llm_calls", 0), u.get("prompt_tokens", 0) + u.get("completion_tokens", 0),
-                     f"{secs:.0f}s", m["run_id"]])
-    out = [f"Publications for ds={ds} under {storage.public_uri(sanitized_root)}", tabulate(
-        rows, headers=["topic", "status", "in", "published", "quarantined", "reasons", "llm calls", "tokens",
-                       "duration", "run"])]
+        rows.append(
+            [
+                topic,
+                m["status"],
+                c["in"],
+                c["published"],
+                c["quarantined_total"],
+                ", ".join(f"{k}={v}" for k, v in sorted(c["quarantined"].items())) or "-",
+                u.get("llm_calls", 0),
+                u.get("prompt_tokens", 0) + u.get("completion_tokens", 0),
+                f"{secs:.0f}s",
+                m["run_id"],
+            ]
+        )
+    out = [
+        f"Publications for ds={ds} under {storage.public_uri(sanitized_root)}",
+        tabulate(
+            rows,
+            headers=[
+                "topic",
+                "status",
+                "in",
+                "published",
+                "quarantined",
+                "reasons",
+                "llm calls",
+                "tokens",
+                "duration",
+                "run",
+            ],
+        ),
+    ]
     from pipeline_hub.query import connect
 
     con, views = connect(sanitized_root)
     if "industry_classification" in views:
-        sql = ("SELECT sector, count(*) AS companies FROM industry_classification "
-               f"WHERE ds = '{ds}' GROUP BY sector ORDER BY companies DESC, sector")
+        sql = (
+            "SELECT sector, count(*) AS companies FROM industry_classification "
+            f"WHERE ds = '{ds}' GROUP BY sector ORDER BY companies DESC, sector"
+        )
         cur = con.execute(sql)
         out += ["", f"DuckDB: {sql}", tabulate(cur.fetchall(), headers=[d[0] for d in cur.description])]
     con.close()

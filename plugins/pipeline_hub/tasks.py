@@ -44,20 +44,30 @@ def run_discover(settings: Settings, ds: str, topics: list[str] | None, source: 
     return {"ds": ds, "topics": chosen, "discovered": discover(settings, ds, chosen)}
 
 
-def run_hash(settings: Settings, discovered: dict[str, Any], *, run_id: str, row_limit: int | None,
-             llm_conn_id: str) -> dict[str, Any]:
+def run_hash(
+    settings: Settings, discovered: dict[str, Any], *, run_id: str, row_limit: int | None, llm_conn_id: str
+) -> dict[str, Any]:
     """Task ``hash``: hash objects, write the plan; ``{"plan_uri", "pending": [topic…], "skipped": {…}}``."""
     hook = LLMHook(llm_conn_id)
     plan = hash_and_plan(
-        settings, run_id=run_id, ds=discovered["ds"], topics=discovered["topics"],
-        discovered=discovered["discovered"], row_limit=row_limit, llm_conn_id=llm_conn_id,
-        model=hook.model, provider=hook.provider,
+        settings,
+        run_id=run_id,
+        ds=discovered["ds"],
+        topics=discovered["topics"],
+        discovered=discovered["discovered"],
+        row_limit=row_limit,
+        llm_conn_id=llm_conn_id,
+        model=hook.model,
+        provider=hook.provider,
     )
     skipped = {t.topic: t.status for t in plan.topics if t.status != "pending"}
     if not plan.pending:
         log.info("nothing new to publish for %s: %s", plan.ds, skipped)
-    return {"plan_uri": f"{plan.staging}/plan.json", "pending": [t.topic for t in plan.pending],
-            "skipped": skipped}
+    return {
+        "plan_uri": f"{plan.staging}/plan.json",
+        "pending": [t.topic for t in plan.pending],
+        "skipped": skipped,
+    }
 
 
 def run_chunk(plan_uri: str) -> list[dict[str, Any]]:
@@ -101,9 +111,17 @@ def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
             r["fields"] = {k: r["fields"].get(k) for k in topic.keep_fields}
     out = storage.join(plan.staging, "answers", topic.name)
     storage.write_jsonl(out / f"chunk-{item['chunk_index']:05d}.jsonl", results)
-    summary = {"topic": topic.name, "chunk_index": item["chunk_index"], "records": stats.records, "ok": stats.ok,
-               "quarantined": stats.quarantined, "llm_calls": stats.calls, "prompt_tokens": stats.prompt_tokens,
-               "completion_tokens": stats.completion_tokens, "latency_s": round(stats.latency_s, 3)}
+    summary = {
+        "topic": topic.name,
+        "chunk_index": item["chunk_index"],
+        "records": stats.records,
+        "ok": stats.ok,
+        "quarantined": stats.quarantined,
+        "llm_calls": stats.calls,
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "latency_s": round(stats.latency_s, 3),
+    }
     storage.write_json(out / f"_stats-{item['chunk_index']:05d}.json", summary, atomic=False)
     log.info("prompt %s chunk %d: %s", topic.name, item["chunk_index"], summary)
     return summary
@@ -128,11 +146,18 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
                 quarantine.append({k: r.get(k) for k in ("record_id", "reason", "detail", "source_uri", "position")})
     rejects = storage.read_jsonl(storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl"))
     quarantine += [{k: r.get(k) for k in ("record_id", "reason", "detail", "source_uri", "position")} for r in rejects]
-    scrubbed, found = Scrubber().scrub_rows(rows, topic.output.get("scrub_text", []), topic.output.get("pseudonymize", []))
+    scrubbed, found = Scrubber().scrub_rows(
+        rows, topic.output.get("scrub_text", []), topic.output.get("pseudonymize", [])
+    )
     out = storage.join(plan.staging, "scrubbed", topic.name)
     storage.write_jsonl(out / "rows.jsonl", scrubbed)
     storage.write_jsonl(out / "quarantine.jsonl", quarantine)
-    summary = {"topic": topic.name, "rows": len(scrubbed), "quarantined": len(quarantine), "pii_found": dict(found)}
+    summary = {
+        "topic": topic.name,
+        "rows": len(scrubbed),
+        "quarantined": len(quarantine),
+        "pii_found": dict(found),
+    }
     storage.write_json(out / "_summary.json", summary, atomic=False)
     log.info("scrub %s: %s", topic.name, summary)
     return summary
@@ -148,9 +173,13 @@ def run_validate(plan_uri: str, topic_name: str) -> dict[str, Any]:
     result = validate_rows(topic, rows, columns)
     storage.write_json(out / "_quality.json", result, atomic=False)
     log.info("validate %s: success=%s over %d rows", topic.name, result["success"], result["evaluated"])
-    return {"topic": topic.name, "success": result["success"],
-            "failed": [e["type"] + (f"({e['column']})" if e["column"] else "") for e in result["expectations"]
-                       if not e["success"]]}
+    return {
+        "topic": topic.name,
+        "success": result["success"],
+        "failed": [
+            e["type"] + (f"({e['column']})" if e["column"] else "") for e in result["expectations"] if not e["success"]
+        ],
+    }
 
 
 def _collect_stats(answers_dir) -> dict[str, Any]:
@@ -181,45 +210,87 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
     lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": plan.model, "run_id": plan.run_id}
     if not quality["success"]:
-        failed = [e["type"] + (f"({e['column']})" if e["column"] else "") for e in quality["expectations"]
-                  if not e["success"]]
+        failed = [
+            e["type"] + (f"({e['column']})" if e["column"] else "") for e in quality["expectations"] if not e["success"]
+        ]
         detail = "topic failed quality gate: " + ", ".join(failed)
-        quarantine += [{"record_id": r["record_id"], "reason": "quality_failed", "detail": detail,
-                        "source_uri": None, "position": None} for r in rows]
+        quarantine += [
+            {
+                "record_id": r["record_id"],
+                "reason": "quality_failed",
+                "detail": detail,
+                "source_uri": None,
+                "position": None,
+            }
+            for r in rows
+        ]
         rows = []
     records_in = source_counts["staged"] + sum(source_counts["rejected"].values())
     by_reason = Counter(q["reason"] for q in quarantine)
-    counts = {"rows_read": source_counts["rows_read"], "duplicates_dropped": source_counts["duplicates_dropped"],
-              "in": records_in, "published": len(rows), "quarantined": dict(by_reason),
-              "quarantined_total": sum(by_reason.values())}
+    counts = {
+        "rows_read": source_counts["rows_read"],
+        "duplicates_dropped": source_counts["duplicates_dropped"],
+        "in": records_in,
+        "published": len(rows),
+        "quarantined": dict(by_reason),
+        "quarantined_total": sum(by_reason.values()),
+    }
     if counts["in"] != counts["published"] + counts["quarantined_total"]:
-        raise ConservationError(f"topic {topic.name}: in={counts['in']} != published={counts['published']} + "
-                                f"quarantined={counts['quarantined_total']}")
+        raise ConservationError(
+            f"topic {topic.name}: in={counts['in']} != published={counts['published']} + "
+            f"quarantined={counts['quarantined_total']}"
+        )
     source = plan.sources[tp.source]
     status = "published" if quality["success"] else "quarantined_quality"
     data_dir = partition(plan.settings["sanitized_root"], "sanitized_data", topic.name, plan.ds)
     q_dir = partition(plan.settings["sanitized_root"], "quarantine", topic.name, plan.ds)
     manifest = {
-        "topic": topic.name, "ds": plan.ds, "status": status, "batch_hash": tp.batch_hash,
+        "topic": topic.name,
+        "ds": plan.ds,
+        "status": status,
+        "batch_hash": tp.batch_hash,
         "inputs": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in source["objects"]],
-        "prompt": {"name": topic.name, "version": topic.version, "template_sha256": topic.prompt.template_sha256},
-        "provider": plan.provider, "model": plan.model, "generation_params": topic.prompt.model_params,
-        "run_id": plan.run_id, "code_version": code_version(), "row_limit": plan.row_limit, "counts": counts,
-        "quality": quality, "pii_found": scrub_summary["pii_found"], "usage": _collect_stats(
-            storage.join(plan.staging, "answers", topic.name)),
-        "started_at": plan.started_at, "finished_at": now(),
-        "outputs": {"data": storage.public_uri(data_dir / "part-00000.parquet") if rows else None,
-                    "quarantine": storage.public_uri(q_dir / "part-00000.parquet") if quarantine else None},
+        "prompt": {
+            "name": topic.name,
+            "version": topic.version,
+            "template_sha256": topic.prompt.template_sha256,
+        },
+        "provider": plan.provider,
+        "model": plan.model,
+        "generation_params": topic.prompt.model_params,
+        "run_id": plan.run_id,
+        "code_version": code_version(),
+        "row_limit": plan.row_limit,
+        "counts": counts,
+        "quality": quality,
+        "pii_found": scrub_summary["pii_found"],
+        "usage": _collect_stats(storage.join(plan.staging, "answers", topic.name)),
+        "started_at": plan.started_at,
+        "finished_at": now(),
+        "outputs": {
+            "data": storage.public_uri(data_dir / "part-00000.parquet") if rows else None,
+            "quarantine": storage.public_uri(q_dir / "part-00000.parquet") if quarantine else None,
+        },
     }
     meta = lineage_metadata(manifest)
     if quarantine:
-        q_rows = [{**q, "batch_hash": tp.batch_hash, "prompt_name": topic.name, "prompt_version": topic.version,
-                   "run_id": plan.run_id} for q in quarantine]
+        q_rows = [
+            {
+                **q,
+                "batch_hash": tp.batch_hash,
+                "prompt_name": topic.name,
+                "prompt_version": topic.version,
+                "run_id": plan.run_id,
+            }
+            for q in quarantine
+        ]
         write_table(q_dir / "part-00000.parquet", q_rows, QUARANTINE_SCHEMA, meta)
     if not quality["success"]:
         storage.write_json(q_dir / "_manifest.json", manifest)
-        raise QualityGateFailed(f"topic {topic.name}: {quarantine[-1]['detail'] if quarantine else 'failed'}; "
-                                f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}")
+        raise QualityGateFailed(
+            f"topic {topic.name}: {quarantine[-1]['detail'] if quarantine else 'failed'}; "
+            f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}"
+        )
     if rows:
         schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
         published = [{**{c: lineage[c] for c in LINEAGE_COLUMNS if c != "record_id"}, **r} for r in rows]
@@ -236,8 +307,13 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
         storage.join(plan.settings["sanitized_root"], "_index", topic.name, f"{tp.batch_hash}.json"),
         {"identity": plan.identity(tp), "manifest": storage.public_uri(manifest_path), "published_at": now()},
     )
-    summary = {"topic": topic.name, "status": status, **{k: counts[k] for k in ("in", "published")},
-               "quarantined": counts["quarantined"], "usage": manifest["usage"],
-               "manifest": storage.public_uri(manifest_path)}
+    summary = {
+        "topic": topic.name,
+        "status": status,
+        **{k: counts[k] for k in ("in", "published")},
+        "quarantined": counts["quarantined"],
+        "usage": manifest["usage"],
+        "manifest": storage.public_uri(manifest_path),
+    }
     log.info("publish %s: %s", topic.name, summary)
     return summary

@@ -37,7 +37,12 @@ from tenacity import (
 )
 
 DIALECTS = ("json_schema", "json_object_schema", "json_object")
-RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
+RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+)
 FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 
 
@@ -103,9 +108,7 @@ class LLMHook(OpenAIHook):
     def dialect(self) -> str:
         dialect = self.extras.get("structured_output", "json_schema")
         if dialect not in DIALECTS:
-            raise ProviderError(
-                f"LLM connection '{self.conn_id}': extra 'structured_output' must be one of {DIALECTS}"
-            )
+            raise ProviderError(f"LLM connection '{self.conn_id}': extra 'structured_output' must be one of {DIALECTS}")
         return dialect
 
     @property
