@@ -46,8 +46,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check plugins dags tests benchmarks
-	$(BIN)/ruff format --check plugins dags tests benchmarks
+	$(BIN)/ruff check plugins dags tests
+	$(BIN)/ruff format --check plugins dags tests
 
 services-up: install
 	$(BIN)/pipeline-hub services up

@@ -1,0 +1,86 @@
+"""LLMHook against the local stub over real HTTP: retries, fail-fast, repair and quarantine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import llm_conn
+
+from pipeline_hub.prompting import prompt_records
+from pipeline_hub.providers import LLMHook, ProviderError
+from pipeline_hub.registry import load_topic
+from pipeline_hub.testing.stub_llm import FaultPlan
+
+SCHEMA = load_topic("industry_classification").prompt.output_schema
+
+
+def records(n):
+    return [
+        {
+            "record_id": str(i),
+            "source_uri": "file:///x.csv",
+            "position": i + 2,
+            "fields": {"name": f"Company {i}", "headquarters": "Somewhere"},
+        }
+        for i in range(n)
+    ]
+
+
+def complete(hook):
+    async def go():
+        client = hook.get_async_client()
+        try:
+            return await hook.acomplete(client, [{"role": "user", "content": "hi"}], schema=SCHEMA, schema_name="t")
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def test_429_and_500_are_retried_honouring_retry_after(stub):
+    stub.fault_plan = FaultPlan(sequence=["429", "500", "ok"], retry_after_s=0.2)
+    result = complete(LLMHook())
+    assert result.attempts == 3 and stub.calls == 3
+    assert stub.calls_by_status[429] == 1 and stub.calls_by_status[500] == 1
+    assert result.latency_s >= 0.2  # waited at least Retry-After
+
+
+def test_timeout_is_retried(stub, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, timeout=0.5))
+    stub.fault_plan = FaultPlan(sequence=["timeout", "ok"], timeout_sleep_s=1.5)
+    assert complete(LLMHook()).attempts == 2
+
+
+def test_401_fails_fast_naming_the_connection(stub):
+    stub.fault_plan = FaultPlan(always_status=401)
+    with pytest.raises(ProviderError, match="LLM connection 'llm_default'.*401"):
+        complete(LLMHook())
+    assert stub.calls == 1
+
+
+def test_retries_exhausted_raise_so_airflow_retries_the_task(stub):
+    stub.fault_plan = FaultPlan(rate_500=1.0)
+    with pytest.raises(Exception, match="internal error"):
+        complete(LLMHook())
+    assert stub.calls == 4  # 1 + max_retries (3 in the test connection)
+
+
+def test_one_malformed_answer_is_repaired_and_bad_record_does_not_fail_chunk(stub):
+    topic = load_topic("industry_classification")
+    stub.fault_plan = FaultPlan(sequence=["malformed", "ok"])
+    results, stats = prompt_records(LLMHook(), topic, records(1))
+    assert results[0]["status"] == "ok" and stats.calls == 2
+
+    stub.reset()
+    stub.responder = lambda body: "{}" if "Company 1" in body["messages"][1]["content"] else None
+    results, stats = prompt_records(LLMHook(), topic, records(3))
+    assert [r["status"] for r in results] == ["ok", "quarantined", "ok"]
+    assert results[1]["reason"] == "invalid_output" and "required" in results[1]["detail"]
+    assert stats.quarantined == {"invalid_output": 1}
+
+
+def test_missing_model_is_a_clear_configuration_error(stub, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", '{"conn_type": "openai", "host": "%s"}' % stub.base_url)
+    with pytest.raises(ProviderError, match="'llm_default'.*model"):
+        LLMHook().model
