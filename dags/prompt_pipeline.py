@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+
 from pipeline_hub.registry import list_topics
 
 TOPICS = list_topics()
@@ -115,6 +116,7 @@ def prompt_pipeline():
     @task(trigger_rule="none_failed")
     def publish(plan_uri: str, topic: str) -> dict:
         from airflow.exceptions import AirflowFailException
+
         from pipeline_hub.tasks import QualityGateFailed, run_publish
 
         try:

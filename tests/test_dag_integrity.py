@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import REPO
 
 HEAVY = ["presidio_analyzer", "great_expectations", "spacy", "openai", "pandas", "duckdb", "pyarrow.parquet"]

@@ -16,6 +16,7 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
+
 from conftest import DS, REPO, llm_conn
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,11 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DS
+
 from pipeline_hub.pipeline import run_pipeline
 from pipeline_hub.query import run_query
+
+from conftest import DS
 
 TOPICS = ["company_matching", "contact_extraction", "industry_classification", "use_case_extraction"]
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+import openai
 import pytest
-from conftest import llm_conn
 
 from pipeline_hub.prompting import prompt_records
 from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.registry import load_topic
 from pipeline_hub.testing.stub_llm import FaultPlan
+
+from conftest import llm_conn
 
 SCHEMA = load_topic("industry_classification").prompt.output_schema
 
@@ -61,7 +64,7 @@ def test_401_fails_fast_naming_the_connection(stub):
 
 def test_retries_exhausted_raise_so_airflow_retries_the_task(stub):
     stub.fault_plan = FaultPlan(rate_500=1.0)
-    with pytest.raises(Exception, match="internal error"):
+    with pytest.raises(openai.InternalServerError, match="internal error"):
         complete(LLMHook())
     assert stub.calls == 4  # 1 + max_retries (3 in the test connection)
 
@@ -81,6 +84,6 @@ def test_one_malformed_answer_is_repaired_and_bad_record_does_not_fail_chunk(stu
 
 
 def test_missing_model_is_a_clear_configuration_error(stub, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", '{"conn_type": "openai", "host": "%s"}' % stub.base_url)
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", json.dumps({"conn_type": "openai", "host": stub.base_url}))
     with pytest.raises(ProviderError, match="'llm_default'.*model"):
-        LLMHook().model
+        _ = LLMHook().model

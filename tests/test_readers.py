@@ -7,6 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from pipeline_hub.hashing import batch_hash
 from pipeline_hub.readers import RecordError, detect_format, iter_records
 

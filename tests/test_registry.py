@@ -4,6 +4,7 @@ import shutil
 
 import jinja2
 import pytest
+
 from pipeline_hub.config import include_dir
 from pipeline_hub.registry import RegistryError, list_topics, load_topic
 

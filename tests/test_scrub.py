@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pipeline_hub.scrub import Scrubber, ScrubConfig
 
 KEY = bytes.fromhex("11" * 32)

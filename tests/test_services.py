@@ -16,6 +16,7 @@ import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from pipeline_hub import services
 from pipeline_hub.services import SeaweedFS, SeaweedPorts, find_free_base_port
 
