@@ -124,7 +124,8 @@ async def _process_record(
         if error is None:
             stats.ok += 1
             _count_usage(stats, usage)
-            return {**base, "status": "ok", "answer": answer, "usage": usage, "fields": record["fields"]}
+            kept = {k: record["fields"].get(k) for k in topic.keep_fields}
+            return {**base, "status": "ok", "answer": answer, "usage": usage, "fields": kept}
         if attempt == 0:
             messages = [
                 *messages,
@@ -155,7 +156,7 @@ async def aprompt_records(hook: LLMHook, topic: Topic, records: list[dict]) -> t
     """Prompt every staged record concurrently; return per-record results (input order) and stats.
 
     A result is ``{"record_id", "source_uri", "position", "status": "ok"|"quarantined", ...}`` with
-    ``answer`` and ``fields`` when ok, ``reason`` and ``detail`` when quarantined.
+    ``answer`` and ``fields`` (the topic's kept input fields only) when ok, ``reason`` and ``detail`` when quarantined.
     Raises :class:`~pipeline_hub.providers.ProviderError` when the provider refuses the connection.
     """
     stats = ChunkStats(records=len(records))

@@ -127,3 +127,8 @@ def validate_rows(topic: Topic, rows: list[dict[str, Any]], required_columns: li
         "evaluated": len(rows),
         "expectations": expectations,
     }
+
+
+def failed_expectations(result: dict[str, Any]) -> list[str]:
+    """``["expect_…(column)", …]`` for the failed expectations of a :func:`validate_rows` result."""
+    return [e["type"] + (f"({e['column']})" if e["column"] else "") for e in result["expectations"] if not e["success"]]

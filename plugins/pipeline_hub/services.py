@@ -1215,32 +1215,39 @@ def _up_s3(config: ServicesConfig, timeout: float | None) -> dict[str, Any]:
         _clear(config, "s3")
         notes.append(f"removed stale pid file (pid {pid})")
     server = _seaweed_for(config)
+    state = {
+        "endpoint": server.endpoint_url,
+        "port": server.ports.base,
+        "ports": server.ports.as_dict(),
+        "buckets": list(server.buckets),
+        "log": str(server.log_path),
+        "data_dir": str(server.data_dir),
+    }
+    return _start_recorded(config, "s3", server, state, timeout or S3_READY_TIMEOUT, notes)
+
+
+def _start_recorded(
+    config: ServicesConfig,
+    name: str,
+    server: _ManagedProcess,
+    state: dict[str, Any],
+    timeout: float,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Start ``server``, record its pid and ``state``, wait until ready (stopping it on failure)."""
     pid = server.start()
-    _record(
-        config,
-        "s3",
-        pid,
-        {
-            "endpoint": server.endpoint_url,
-            "port": server.ports.base,
-            "ports": server.ports.as_dict(),
-            "buckets": list(server.buckets),
-            "log": str(server.log_path),
-            "data_dir": str(server.data_dir),
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
+    _record(config, name, pid, {**state, "started_at": datetime.now(UTC).isoformat(timespec="seconds")})
     try:
-        server.wait_ready(timeout=timeout or S3_READY_TIMEOUT)
+        server.wait_ready(timeout=timeout)
     except BaseException:
         server.stop()
-        _clear(config, "s3")
+        _clear(config, name)
         raise
     return {
         "state": "started",
         "pid": pid,
-        "endpoint": server.endpoint_url,
-        "log": str(server.log_path),
+        "endpoint": state["endpoint"],
+        "log": state["log"],
         "message": "; ".join(notes),
     }
 
@@ -1276,33 +1283,14 @@ def _up_llm(config: ServicesConfig, timeout: float | None) -> dict[str, Any]:
         }
     model = ensure_model(config.models_dir)
     server = LlamaServer(model, config.llm_port, log_path=config.log_file("llm"), host=config.host)
-    pid = server.start()
-    _record(
-        config,
-        "llm",
-        pid,
-        {
-            "endpoint": server.base_url,
-            "port": server.port,
-            "model": str(model),
-            "alias": server.model_alias,
-            "log": str(server.log_path),
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
-    try:
-        server.wait_ready(timeout=timeout or LLM_READY_TIMEOUT)
-    except BaseException:
-        server.stop()
-        _clear(config, "llm")
-        raise
-    return {
-        "state": "started",
-        "pid": pid,
+    state = {
         "endpoint": server.base_url,
+        "port": server.port,
+        "model": str(model),
+        "alias": server.model_alias,
         "log": str(server.log_path),
-        "message": "; ".join(notes),
     }
+    return _start_recorded(config, "llm", server, state, timeout or LLM_READY_TIMEOUT, notes)
 
 
 def up(

@@ -24,7 +24,7 @@ from pipeline_hub.publish import (
     published_schema,
     write_table,
 )
-from pipeline_hub.quality import LINEAGE_COLUMNS, validate_rows
+from pipeline_hub.quality import LINEAGE_COLUMNS, failed_expectations, validate_rows
 from pipeline_hub.registry import load_topic
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,6 @@ def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
     from pipeline_hub.prompting import prompt_records
 
     results, stats = prompt_records(LLMHook(plan.llm_conn_id), topic, records)
-    for r in results:
-        if r.get("status") == "ok":
-            r["fields"] = {k: r["fields"].get(k) for k in topic.keep_fields}
     out = storage.join(plan.staging, "answers", topic.name)
     storage.write_jsonl(out / f"chunk-{item['chunk_index']:05d}.jsonl", results)
     summary = {
@@ -176,9 +173,7 @@ def run_validate(plan_uri: str, topic_name: str) -> dict[str, Any]:
     return {
         "topic": topic.name,
         "success": result["success"],
-        "failed": [
-            e["type"] + (f"({e['column']})" if e["column"] else "") for e in result["expectations"] if not e["success"]
-        ],
+        "failed": failed_expectations(result),
     }
 
 
@@ -210,10 +205,7 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
     lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": plan.model, "run_id": plan.run_id}
     if not quality["success"]:
-        failed = [
-            e["type"] + (f"({e['column']})" if e["column"] else "") for e in quality["expectations"] if not e["success"]
-        ]
-        detail = "topic failed quality gate: " + ", ".join(failed)
+        detail = "topic failed quality gate: " + ", ".join(failed_expectations(quality))
         quarantine += [
             {
                 "record_id": r["record_id"],
