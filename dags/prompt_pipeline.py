@@ -56,6 +56,12 @@ def _settings():
             description="Read at most this many records per source (empty: all).",
         ),
         "llm_conn_id": Param("llm_default", type="string", description="Airflow connection of the LLM provider."),
+        "budget_usd": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description="Cap on this run's LLM spend in USD (empty: none); records beyond it are quarantined.",
+        ),
         "ds": Param(
             None,
             type=["null", "string"],
@@ -86,6 +92,7 @@ def prompt_pipeline():
             run_id=ctx["run_id"],
             row_limit=ctx["params"].get("row_limit"),
             llm_conn_id=ctx["params"]["llm_conn_id"],
+            budget_usd=ctx["params"].get("budget_usd"),
         )
         return [{"plan_uri": planned["plan_uri"], "topic": t} for t in planned["pending"]]
 

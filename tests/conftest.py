@@ -36,6 +36,14 @@ def llm_conn(base_url: str, dialect: str = "json_object_schema", **extra) -> str
     )
 
 
+@pytest.fixture(autouse=True)
+def llm_cache(tmp_path, monkeypatch):
+    """Each test gets its own response cache (never the checkout's .local/)."""
+    path = tmp_path / "llm-cache"
+    monkeypatch.setenv("PIPELINE_HUB_LLM_CACHE", f"disk:{path}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def stub_server():
     from pipeline_hub.testing.stub_llm import StubLLMServer

@@ -78,6 +78,7 @@ def airflow_env(tmp_path_factory, seaweed, stub_server):
         "PIPELINE_HUB_SANITIZED_URI": "s3://aws_default@sanitized",
         "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
         "PIPELINE_HUB_PII_KEY": "7a" * 32,
+        "PIPELINE_HUB_LLM_CACHE": f"disk:{home / 'llm-cache'}",
     }
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "pipeline_hub", "seed", "--ds", DS], env=env, check=True, capture_output=True)

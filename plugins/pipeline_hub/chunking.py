@@ -26,13 +26,14 @@ def normalise(source_uri: str, position: int, raw: dict[str, Any]) -> dict[str, 
     return {"record_id": record_id, "source_uri": source_uri, "position": position, "fields": raw}
 
 
-def chunk_source(plan: RunPlan, source: str, chunk_size: int) -> dict[str, Any]:
+def chunk_source(plan: RunPlan, source: str, chunk_size: int, max_chunks: int | None = None) -> dict[str, Any]:
     """Chunk one source of ``plan``; returns ``{"source", "chunks": [{"uri", "index", "records"}], "counts"}``.
 
     ``counts``: ``rows_read`` (records and unparseable entries read, at most ``row_limit``),
     ``duplicates_dropped``, ``rejected`` (by reason) and ``staged``; ``rows_read = staged + rejected +
-    duplicates_dropped``. Rejects are written to ``_rejects.jsonl`` with reason and a detail naming the
-    object and record position, never record text.
+    duplicates_dropped``. ``chunk_size`` grows when needed so there are at most ``max_chunks`` chunks.
+    Rejects are written to ``_rejects.jsonl`` with reason and a detail naming the object and record
+    position, never record text.
     """
     info = plan.sources[source]
     out_dir = storage.join(plan.staging, "chunks", source)
@@ -86,6 +87,9 @@ def chunk_source(plan: RunPlan, source: str, chunk_size: int) -> dict[str, Any]:
     for r in rejects:
         counts["rejected"][r["reason"]] = counts["rejected"].get(r["reason"], 0) + 1
     counts["staged"] = len(staged)
+    if max_chunks:
+        chunk_size = max(chunk_size, -(-len(staged) // max_chunks))
+    counts["chunk_size"] = chunk_size
     chunks = []
     for index, start in enumerate(range(0, len(staged), chunk_size)):
         part = staged[start : start + chunk_size]

@@ -32,6 +32,7 @@ def run(
     ds: Annotated[str, typer.Option(help="partition date YYYY-MM-DD")] = date.today().isoformat(),
     source: Annotated[str | None, typer.Option(help="only topics reading this source")] = None,
     row_limit: Annotated[int | None, typer.Option(help="read at most N records per source")] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="cap on the run's LLM spend in USD")] = None,
     conn_id: Annotated[str, typer.Option(help="Airflow connection of the LLM")] = "llm_default",
     chunk_size: Annotated[int | None, typer.Option(help="records per chunk")] = None,
 ) -> None:
@@ -48,6 +49,7 @@ def run(
         topics=_split(topics),
         source=source,
         row_limit=row_limit,
+        budget_usd=budget_usd,
         llm_conn_id=conn_id,
         chunk_size=chunk_size,
     )

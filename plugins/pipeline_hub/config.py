@@ -19,6 +19,11 @@ Environment variables (all optional):
     Airflow connection of the LLM provider (default ``llm_default``).
 ``PIPELINE_HUB_CHUNK_SIZE``
     Records per chunk, i.e. per mapped prompt task (default 500).
+``PIPELINE_HUB_MAX_CHUNKS``
+    Most chunks per source (default 100): larger sources get larger chunks, so 100 000 records
+    need about 100 mapped prompt tasks per topic, never more than Airflow's ``max_map_length``.
+``PIPELINE_HUB_LLM_CACHE``
+    Response cache backend (see :mod:`pipeline_hub.providers.cache`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ def include_dir() -> Path:
     return Path(os.environ.get("PIPELINE_HUB_INCLUDE_DIR", REPO_DIR / "include")).resolve()
 
 
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Locations and knobs of one pipeline run; see the module docstring for the variables."""
@@ -46,6 +56,7 @@ class Settings:
     include: Path = field(default_factory=include_dir)
     llm_conn_id: str = "llm_default"
     chunk_size: int = 500
+    max_chunks: int = 100
 
     @property
     def prompts_dir(self) -> Path:
@@ -59,9 +70,8 @@ class Settings:
             "sanitized_root": os.environ.get("PIPELINE_HUB_SANITIZED_URI"),
             "staging_root": os.environ.get("PIPELINE_HUB_STAGING_URI"),
             "llm_conn_id": os.environ.get("PIPELINE_HUB_LLM_CONN_ID"),
-            "chunk_size": int(os.environ["PIPELINE_HUB_CHUNK_SIZE"])
-            if os.environ.get("PIPELINE_HUB_CHUNK_SIZE")
-            else None,
+            "chunk_size": _int_env("PIPELINE_HUB_CHUNK_SIZE"),
+            "max_chunks": _int_env("PIPELINE_HUB_MAX_CHUNKS"),
         }
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**{k: v for k, v in env.items() if v is not None})

@@ -41,12 +41,14 @@ def run_pipeline(
     staging_root: str | None = None,
     chunk_size: int | None = None,
     run_id: str | None = None,
+    budget_usd: float | None = None,
 ) -> RunResult:
     """Discover → hash → chunk → prompt → scrub → validate → publish for one ``ds``.
 
     ``raw_root`` holds ``<source>/<ds>/<files>``; ``output_root`` receives ``sanitized_data/`` and
     ``quarantine/``. Staging defaults to a temporary local directory removed afterwards. A topic that
     fails its quality gate is quarantined and reported in ``failed``; other topics still publish.
+    ``budget_usd`` caps the run's LLM spend: records beyond it are quarantined as ``budget_exceeded``.
     """
     started = time.monotonic()
     run_id = run_id or f"manual__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
@@ -60,7 +62,9 @@ def run_pipeline(
         )
         result = RunResult(run_id=run_id, ds=ds)
         found = tasks.run_discover(settings, ds, topics, source)
-        planned = tasks.run_hash(settings, found, run_id=run_id, row_limit=row_limit, llm_conn_id=llm_conn_id)
+        planned = tasks.run_hash(
+            settings, found, run_id=run_id, row_limit=row_limit, llm_conn_id=llm_conn_id, budget_usd=budget_usd
+        )
         result.skipped = planned["skipped"]
         if planned["pending"]:
             for item in tasks.run_chunk(planned["plan_uri"]):

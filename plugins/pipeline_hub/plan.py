@@ -52,6 +52,7 @@ class RunPlan:
     provider: str
     settings: dict[str, Any]
     started_at: str
+    budget_usd: float | None = None
     topics: list[TopicPlan] = field(default_factory=list)
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     staging: str = ""
@@ -140,6 +141,7 @@ def hash_and_plan(
     llm_conn_id: str,
     model: str,
     provider: str,
+    budget_usd: float | None = None,
 ) -> RunPlan:
     """Hash every discovered object, compute batch hashes, write batch manifests and the run plan.
 
@@ -159,7 +161,9 @@ def hash_and_plan(
             "sanitized_root": settings.sanitized_root,
             "staging_root": settings.staging_root,
             "chunk_size": settings.chunk_size,
+            "max_chunks": settings.max_chunks,
         },
+        budget_usd=budget_usd,
         started_at=datetime.now(UTC).isoformat(),
         staging=str(staging),
     )

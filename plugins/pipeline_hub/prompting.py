@@ -21,7 +21,8 @@ import jsonschema
 
 from pipeline_hub.config import include_dir
 from pipeline_hub.matching import load_reference
-from pipeline_hub.providers.hook import LLMHook
+from pipeline_hub.pricing import cost_usd
+from pipeline_hub.providers.hook import BudgetExhausted, CallSession, Completion, LLMHook
 from pipeline_hub.registry import Topic
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class ChunkStats:
     ok: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
     calls: int = 0
+    cache_hits: int = 0
+    cost_usd: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
@@ -90,7 +93,7 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
 
 
 async def _process_record(
-    hook: LLMHook, client, topic: Topic, validator, record: dict, sem: asyncio.Semaphore, stats: ChunkStats
+    session: CallSession, topic: Topic, validator, record: dict, stats: ChunkStats, budget: Budget
 ) -> dict[str, Any]:
     base = {k: record[k] for k in ("record_id", "source_uri", "position")}
     variables, missing, extra = build_variables(topic, record)
@@ -108,14 +111,38 @@ async def _process_record(
     if "schema" in extra:
         validator = jsonschema.Draft202012Validator(schema)
     error = None
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "attempts": 0, "latency_s": 0.0}
+    usage = {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "attempts": 0,
+        "latency_s": 0.0,
+        "cache_hit": True,
+        "cost_usd": 0.0,
+    }
     for attempt in range(2):  # first answer + one repair
-        async with sem:
-            completion = await hook.acomplete(client, messages, schema=schema, schema_name=topic.name, params=params)
+        try:
+            completion = await session.complete(
+                messages, schema=schema, schema_name=topic.name, params=params, gate=budget.open
+            )
+        except BudgetExhausted:
+            stats.quarantine("budget_exceeded")
+            _count_usage(stats, usage)
+            return {
+                **base,
+                "status": "quarantined",
+                "reason": "budget_exceeded",
+                "detail": f"run budget of {budget.cap_usd} USD reached (this chunk's share: "
+                f"{budget.allowance_usd:.4f} USD)",
+                "usage": usage,
+            }
+        cost = 0.0 if completion.cache_hit else budget.charge(completion)
         stats.calls += completion.attempts
+        stats.cache_hits += int(completion.cache_hit)
         for key in ("prompt_tokens", "completion_tokens", "attempts"):
             usage[key] += getattr(completion, key)
-        usage["latency_s"] += completion.latency_s
+        usage["latency_s"] += 0.0 if completion.cache_hit else completion.latency_s
+        usage["cache_hit"] = usage["cache_hit"] and completion.cache_hit
+        usage["cost_usd"] += cost
         try:
             answer = json.loads(completion.content)
             error = _schema_error(validator, answer)
@@ -142,6 +169,7 @@ async def _process_record(
         "status": "quarantined",
         "reason": "invalid_output",
         "detail": f"answer failed schema validation after one repair: {error}",
+        "raw_answer": completion.content,
         "usage": usage,
     }
 
@@ -150,28 +178,54 @@ def _count_usage(stats: ChunkStats, usage: dict) -> None:
     stats.prompt_tokens += usage["prompt_tokens"]
     stats.completion_tokens += usage["completion_tokens"]
     stats.latency_s += usage["latency_s"]
+    stats.cost_usd += usage["cost_usd"]
 
 
-async def aprompt_records(hook: LLMHook, topic: Topic, records: list[dict]) -> tuple[list[dict], ChunkStats]:
+@dataclass
+class Budget:
+    """This chunk's share of a run's USD budget cap (``cap_usd`` None = unlimited).
+
+    A run's cap is split over its chunks in proportion to their records, so chunks running in
+    parallel on different workers need no shared ledger; calls already in flight when the share is
+    reached may overshoot it by at most ``max_concurrency`` calls.
+    """
+
+    cap_usd: float | None = None
+    allowance_usd: float = float("inf")
+    model: str = ""
+    spent_usd: float = 0.0
+
+    def open(self) -> bool:
+        """True while another paid call may be sent."""
+        return self.cap_usd is None or self.spent_usd < self.allowance_usd
+
+    def charge(self, completion: Completion) -> float:
+        cost = cost_usd(self.model, completion.prompt_tokens, completion.completion_tokens) or 0.0
+        self.spent_usd += cost
+        return cost
+
+
+async def aprompt_records(
+    hook: LLMHook, topic: Topic, records: list[dict], *, cache=None, budget: Budget | None = None
+) -> tuple[list[dict], ChunkStats]:
     """Prompt every staged record concurrently; return per-record results (input order) and stats.
 
-    A result is ``{"record_id", "source_uri", "position", "status": "ok"|"quarantined", ...}`` with
-    ``answer`` and ``fields`` (the topic's kept input fields only) when ok, ``reason`` and ``detail`` when quarantined.
+    A result is ``{"record_id", "source_uri", "position", "status": "ok"|"quarantined", "usage", ...}``
+    with ``answer`` and ``fields`` (the topic's kept input fields only) when ok, ``reason`` and
+    ``detail`` (and ``raw_answer`` for ``invalid_output``) when quarantined. ``usage`` holds tokens,
+    attempts, latency (s), cost (USD) and whether every call was a cache hit.
     Raises :class:`~pipeline_hub.providers.ProviderError` when the provider refuses the connection.
     """
     stats = ChunkStats(records=len(records))
     validator = jsonschema.Draft202012Validator(topic.prompt.output_schema)
-    sem = asyncio.Semaphore(hook.max_concurrency)
-    client = hook.get_async_client()
-    try:
-        results = await asyncio.gather(
-            *(_process_record(hook, client, topic, validator, r, sem, stats) for r in records)
-        )
-    finally:
-        await client.close()
+    budget = budget or Budget(model=hook.model)
+    async with hook.session(cache) as session:
+        results = await asyncio.gather(*(_process_record(session, topic, validator, r, stats, budget) for r in records))
     return list(results), stats
 
 
-def prompt_records(hook: LLMHook, topic: Topic, records: list[dict]) -> tuple[list[dict], ChunkStats]:
+def prompt_records(
+    hook: LLMHook, topic: Topic, records: list[dict], *, cache=None, budget: Budget | None = None
+) -> tuple[list[dict], ChunkStats]:
     """Synchronous wrapper of :func:`aprompt_records` for Airflow tasks and the CLI."""
-    return asyncio.run(aprompt_records(hook, topic, records))
+    return asyncio.run(aprompt_records(hook, topic, records, cache=cache, budget=budget))

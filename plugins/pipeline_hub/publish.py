@@ -37,6 +37,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("detail", pa.string()),
         ("source_uri", pa.string()),
         ("position", pa.int64()),
+        ("raw_answer", pa.string()),  # the last invalid LLM answer, PII-scrubbed (invalid_output only)
         ("batch_hash", pa.string()),
         ("prompt_name", pa.string()),
         ("prompt_version", pa.string()),
@@ -126,3 +127,66 @@ def lineage_metadata(manifest: dict[str, Any]) -> dict[str, str]:
 
 def now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("run_id", pa.string()),
+        ("batch_hash", pa.string()),
+        ("prompt_version", pa.string()),
+        ("provider", pa.string()),
+        ("model", pa.string()),
+        ("records_in", pa.int64()),
+        ("published", pa.int64()),
+        ("quarantined", pa.int64()),
+        ("llm_calls", pa.int64()),
+        ("cache_hits", pa.int64()),
+        ("cache_hit_rate", pa.float64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("latency_p50_s", pa.float64()),
+        ("latency_p95_s", pa.float64()),
+        ("budget_cap_usd", pa.float64()),
+        ("budget_exceeded", pa.bool_()),
+        ("finished_at", pa.string()),
+    ]
+)
+
+
+def write_metrics(sanitized_root: str, manifest: dict[str, Any]) -> None:
+    """One row of LLM usage for a publication at ``metrics/llm_usage/ds=<ds>/<topic>.parquet``.
+
+    Columns: :data:`METRICS_SCHEMA` (tokens, cost in USD, calls, cache hit rate, p50/p95 latency in s).
+    """
+    usage, counts = manifest["usage"], manifest["counts"]
+    row = {
+        "topic": manifest["topic"],
+        "run_id": manifest["run_id"],
+        "batch_hash": manifest["batch_hash"],
+        "prompt_version": manifest["prompt"]["version"],
+        "provider": manifest["provider"],
+        "model": manifest["model"],
+        "records_in": counts["in"],
+        "published": counts["published"],
+        "quarantined": counts["quarantined_total"],
+        "budget_cap_usd": manifest["budget"]["cap_usd"],
+        "finished_at": manifest["finished_at"],
+        **{
+            k: usage.get(k)
+            for k in (
+                "llm_calls",
+                "cache_hits",
+                "cache_hit_rate",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost_usd",
+                "latency_p50_s",
+                "latency_p95_s",
+                "budget_exceeded",
+            )
+        },
+    }
+    path = storage.join(sanitized_root, "metrics", "llm_usage", f"ds={manifest['ds']}", f"{manifest['topic']}.parquet")
+    write_table(path, [row], METRICS_SCHEMA, lineage_metadata(manifest))

@@ -22,12 +22,16 @@ from pipeline_hub.publish import (
     now,
     partition,
     published_schema,
+    write_metrics,
     write_table,
 )
 from pipeline_hub.quality import LINEAGE_COLUMNS, failed_expectations, validate_rows
 from pipeline_hub.registry import load_topic
 
 log = logging.getLogger(__name__)
+
+
+QUARANTINE_FIELDS = ("record_id", "reason", "detail", "source_uri", "position", "raw_answer")
 
 
 class QualityGateFailed(RuntimeError):
@@ -45,10 +49,26 @@ def run_discover(settings: Settings, ds: str, topics: list[str] | None, source: 
 
 
 def run_hash(
-    settings: Settings, discovered: dict[str, Any], *, run_id: str, row_limit: int | None, llm_conn_id: str
+    settings: Settings,
+    discovered: dict[str, Any],
+    *,
+    run_id: str,
+    row_limit: int | None,
+    llm_conn_id: str,
+    budget_usd: float | None = None,
 ) -> dict[str, Any]:
-    """Task ``hash``: hash objects, write the plan; ``{"plan_uri", "pending": [topic…], "skipped": {…}}``."""
+    """Task ``hash``: hash objects, write the plan; ``{"plan_uri", "pending": [topic…], "skipped": {…}}``.
+
+    Raises ``ValueError`` when a budget cap is set but the model has no price in ``include/pricing.yaml``.
+    """
+    from pipeline_hub.pricing import price_of
+
     hook = LLMHook(llm_conn_id)
+    if budget_usd is not None and price_of(hook.model) is None:
+        raise ValueError(
+            f"budget_usd is set but model '{hook.model}' of connection '{llm_conn_id}' has no price in "
+            "include/pricing.yaml: add it, or run without a budget cap"
+        )
     plan = hash_and_plan(
         settings,
         run_id=run_id,
@@ -59,6 +79,7 @@ def run_hash(
         llm_conn_id=llm_conn_id,
         model=hook.model,
         provider=hook.provider,
+        budget_usd=budget_usd,
     )
     skipped = {t.topic: t.status for t in plan.topics if t.status != "pending"}
     if not plan.pending:
@@ -74,17 +95,42 @@ def run_chunk(plan_uri: str) -> list[dict[str, Any]]:
     """Task ``chunk``: chunk every source a pending topic reads; one work item per (topic, chunk)."""
     plan = RunPlan.load(plan_uri)
     chunk_size = int(plan.settings["chunk_size"])
+    max_chunks = max_chunks_per_source(plan)
     by_source = {}
     for tp in plan.pending:
         if tp.source not in by_source:
-            by_source[tp.source] = chunk_source(plan, tp.source, chunk_size)
+            by_source[tp.source] = chunk_source(plan, tp.source, chunk_size, max_chunks[tp.source])
             counts = by_source[tp.source]["counts"]
             log.info("source %s: %s", tp.source, counts)
     return [
-        {"plan_uri": plan_uri, "topic": tp.topic, "chunk_uri": c["uri"], "chunk_index": c["index"]}
+        {
+            "plan_uri": plan_uri,
+            "topic": tp.topic,
+            "chunk_uri": c["uri"],
+            "chunk_index": c["index"],
+            "chunk_records": c["records"],
+            "topic_records": by_source[tp.source]["counts"]["staged"],
+        }
         for tp in plan.pending
         for c in by_source[tp.source]["chunks"]
     ]
+
+
+def max_chunks_per_source(plan: RunPlan) -> dict[str, int]:
+    """Most chunks a source may be cut into, so the mapped prompt tasks stay within bounds.
+
+    Per source: ``min(settings.max_chunks, max_map_length // topics reading it)``, where
+    ``max_map_length`` is Airflow's ``[core] max_map_length`` (default 1024). The chunk size grows
+    beyond its default when a source is larger than ``max_chunks × chunk_size`` records.
+    """
+    try:
+        from airflow.configuration import conf
+
+        max_map_length = conf.getint("core", "max_map_length", fallback=1024)
+    except Exception:  # outside an Airflow installation's configuration
+        max_map_length = 1024
+    readers = Counter(tp.source for tp in plan.pending)
+    return {src: max(1, min(int(plan.settings["max_chunks"]), max_map_length // n)) for src, n in readers.items()}
 
 
 def _topic(plan: RunPlan, name: str):
@@ -103,9 +149,15 @@ def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
     plan = RunPlan.load(item["plan_uri"])
     _, topic = _topic(plan, item["topic"])
     records = read_chunk(item["chunk_uri"])
-    from pipeline_hub.prompting import prompt_records
+    from pipeline_hub.prompting import Budget, prompt_records
+    from pipeline_hub.providers.cache import open_cache
 
-    results, stats = prompt_records(LLMHook(plan.llm_conn_id), topic, records)
+    hook = LLMHook(plan.llm_conn_id)
+    budget = Budget(model=hook.model)
+    if plan.budget_usd is not None:
+        share = item["chunk_records"] / max(1, item["topic_records"]) / max(1, len(plan.pending))
+        budget = Budget(cap_usd=plan.budget_usd, allowance_usd=plan.budget_usd * share, model=hook.model)
+    results, stats = prompt_records(hook, topic, records, cache=open_cache(), budget=budget)
     out = storage.join(plan.staging, "answers", topic.name)
     storage.write_jsonl(out / f"chunk-{item['chunk_index']:05d}.jsonl", results)
     summary = {
@@ -115,13 +167,29 @@ def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
         "ok": stats.ok,
         "quarantined": stats.quarantined,
         "llm_calls": stats.calls,
+        "cache_hits": stats.cache_hits,
         "prompt_tokens": stats.prompt_tokens,
         "completion_tokens": stats.completion_tokens,
+        "cost_usd": round(stats.cost_usd, 6),
         "latency_s": round(stats.latency_s, 3),
+        # Per-record provider latency (s) of records that needed a call, for p50/p95 in the manifest.
+        "record_latencies_s": [
+            round(r["usage"]["latency_s"], 4) for r in results if "usage" in r and not r["usage"]["cache_hit"]
+        ],
+        "budget": {
+            "cap_usd": budget.cap_usd,
+            "allowance_usd": None if budget.cap_usd is None else round(budget.allowance_usd, 6),
+            "spent_usd": round(budget.spent_usd, 6),
+        },
     }
     storage.write_json(out / f"_stats-{item['chunk_index']:05d}.json", summary, atomic=False)
-    log.info("prompt %s chunk %d: %s", topic.name, item["chunk_index"], summary)
-    return summary
+    log.info(
+        "prompt %s chunk %d: %s",
+        topic.name,
+        item["chunk_index"],
+        {k: v for k, v in summary.items() if k != "record_latencies_s"},
+    )
+    return {k: v for k, v in summary.items() if k != "record_latencies_s"}
 
 
 def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
@@ -140,12 +208,15 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
                     raise ValueError(f"{topic.metadata_path}: kept fields {sorted(collision)} collide with answer keys")
                 rows.append({"record_id": r["record_id"], **r["fields"], **r["answer"]})
             else:
-                quarantine.append({k: r.get(k) for k in ("record_id", "reason", "detail", "source_uri", "position")})
+                quarantine.append({k: r.get(k) for k in QUARANTINE_FIELDS})
     rejects = storage.read_jsonl(storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl"))
-    quarantine += [{k: r.get(k) for k in ("record_id", "reason", "detail", "source_uri", "position")} for r in rejects]
-    scrubbed, found = Scrubber().scrub_rows(
+    quarantine += [{k: r.get(k) for k in QUARANTINE_FIELDS} for r in rejects]
+    scrubber = Scrubber()
+    scrubbed, found = scrubber.scrub_rows(
         rows, topic.output.get("scrub_text", []), topic.output.get("pseudonymize", [])
     )
+    # Invalid raw answers are kept for debugging, but the model may have echoed PII: scrub them too.
+    quarantine, _ = scrubber.scrub_rows(quarantine, ["raw_answer"], [])
     out = storage.join(plan.staging, "scrubbed", topic.name)
     storage.write_jsonl(out / "rows.jsonl", scrubbed)
     storage.write_jsonl(out / "quarantine.jsonl", quarantine)
@@ -178,15 +249,30 @@ def run_validate(plan_uri: str, topic_name: str) -> dict[str, Any]:
 
 
 def _collect_stats(answers_dir) -> dict[str, Any]:
-    totals: Counter = Counter()
-    latencies = 0.0
+    """Per-topic usage from the chunks' ``_stats-*.json``: totals, cost, cache hit rate, p50/p95 latency."""
+    import numpy as np
+
+    keys = ("records", "llm_calls", "cache_hits", "prompt_tokens", "completion_tokens")
+    totals: Counter = Counter({k: 0 for k in keys})
+    cost, latencies, exceeded = 0.0, [], False
     if answers_dir.exists():
         for p in answers_dir.iterdir():
             if p.name.startswith("_stats-"):
                 s = storage.read_json(answers_dir / p.name)
-                totals.update({k: s[k] for k in ("llm_calls", "prompt_tokens", "completion_tokens", "records")})
-                latencies += s["latency_s"]
-    return {**dict(totals), "llm_latency_s": round(latencies, 3)}
+                totals.update({k: s[k] for k in keys})
+                cost += s["cost_usd"]
+                latencies += s["record_latencies_s"]
+                exceeded = exceeded or bool(s["quarantined"].get("budget_exceeded"))
+    lookups = totals["cache_hits"] + totals["llm_calls"]
+    p50, p95 = np.percentile(latencies, [50, 95]).round(4).tolist() if latencies else (None, None)
+    return {
+        **dict(totals),
+        "cost_usd": round(cost, 6),
+        "cache_hit_rate": round(totals["cache_hits"] / lookups, 4) if lookups else None,
+        "latency_p50_s": p50,
+        "latency_p95_s": p95,
+        "budget_exceeded": exceeded,
+    }
 
 
 def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
@@ -233,6 +319,14 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
             f"quarantined={counts['quarantined_total']}"
         )
     source = plan.sources[tp.source]
+    usage = _collect_stats(storage.join(plan.staging, "answers", topic.name))
+    if usage["budget_exceeded"]:
+        log.warning(
+            "topic %s: budget cap of %s USD reached; %d records quarantined as budget_exceeded",
+            topic.name,
+            plan.budget_usd,
+            by_reason.get("budget_exceeded", 0),
+        )
     status = "published" if quality["success"] else "quarantined_quality"
     data_dir = partition(plan.settings["sanitized_root"], "sanitized_data", topic.name, plan.ds)
     q_dir = partition(plan.settings["sanitized_root"], "quarantine", topic.name, plan.ds)
@@ -256,7 +350,8 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
         "counts": counts,
         "quality": quality,
         "pii_found": scrub_summary["pii_found"],
-        "usage": _collect_stats(storage.join(plan.staging, "answers", topic.name)),
+        "usage": usage,
+        "budget": {"cap_usd": plan.budget_usd, "spent_usd": usage["cost_usd"], "exceeded": usage["budget_exceeded"]},
         "started_at": plan.started_at,
         "finished_at": now(),
         "outputs": {
@@ -293,6 +388,7 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
         write_table(data_dir / "part-00000.parquet", published, schema, meta)
     elif (data_dir / "part-00000.parquet").exists():
         (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
+    write_metrics(plan.settings["sanitized_root"], manifest)
     manifest_path = data_dir / "_manifest.json"
     storage.write_json(manifest_path, manifest)
     storage.write_json(

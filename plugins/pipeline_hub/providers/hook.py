@@ -13,6 +13,10 @@ OpenAI-compatible server (vLLM, llama.cpp, Ollama). Extras understood on the con
     OpenAI form), or ``json_object`` (JSON mode only; the schema is enforced by our validation).
 ``max_concurrency`` (default 4)
     Requests in flight at once inside one task.
+``requests_per_minute``, ``tokens_per_minute`` (default: unlimited)
+    Proactive client-side rate limits (``aiolimiter`` leaky buckets) so we do not provoke 429s. They
+    apply per task; an Airflow pool per connection bounds how many tasks run at once, so the account
+    limit is respected when ``pool slots × limit per task ≤ account limit``.
 ``timeout`` (seconds, default 120), ``max_retries`` (default 4)
     Per-request timeout and retries on 429/5xx/timeouts/connection errors.
 
@@ -22,7 +26,9 @@ Sources: OpenAI Chat Completions API reference (``response_format``); llama.cpp 
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -46,6 +52,10 @@ RETRYABLE = (
 FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 
 
+class BudgetExhausted(RuntimeError):
+    """A call was not sent because the caller's spending gate said no (the budget cap is reached)."""
+
+
 class ProviderError(RuntimeError):
     """The provider refused in a way retrying cannot fix (401, 403, 404) or is misconfigured.
 
@@ -62,6 +72,7 @@ class Completion:
     completion_tokens: int
     latency_s: float
     attempts: int
+    cache_hit: bool = False
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -129,7 +140,12 @@ class LLMHook(OpenAIHook):
         return int(self.extras.get("max_retries", 4))
 
     def response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
-        """The ``response_format`` request field for ``schema`` in this connection's dialect."""
+        """The ``response_format`` request field for ``schema`` in this connection's dialect.
+
+        Annotation keywords (``$schema``, ``title``) are dropped: they are not part of what Structured
+        Outputs constrains and some servers reject them.
+        """
+        schema = {k: v for k, v in schema.items() if k not in ("$schema", "title")}
         if self.dialect == "json_schema":
             return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
         if self.dialect == "json_object_schema":
@@ -145,6 +161,10 @@ class LLMHook(OpenAIHook):
         return openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=self.timeout, **client_kwargs
         )
+
+    def session(self, cache=None) -> CallSession:
+        """A :class:`CallSession` for one task (one event loop); close it with ``async with``."""
+        return CallSession(self, cache)
 
     async def acomplete(
         self,
@@ -201,3 +221,83 @@ class LLMHook(OpenAIHook):
             latency_s=time.monotonic() - started,
             attempts=attempts,
         )
+
+
+class CallSession:
+    """One task's view of a connection: client, concurrency, rate limits, cache and in-flight dedup.
+
+    Use ``async with hook.session(cache) as session: await session.complete(...)``. Identical requests
+    (same cache key) issued concurrently are sent once; answers are written to ``cache`` as they
+    arrive, so a retried task does not pay again for what it already finished.
+    """
+
+    def __init__(self, hook: LLMHook, cache=None) -> None:
+        from aiolimiter import AsyncLimiter
+
+        from pipeline_hub.providers.cache import NoCache
+
+        self.hook = hook
+        self.cache = cache or NoCache()
+        self.client = hook.get_async_client()
+        self.semaphore = asyncio.Semaphore(hook.max_concurrency)
+        rpm = hook.extras.get("requests_per_minute")
+        tpm = hook.extras.get("tokens_per_minute")
+        # Requests: a bucket of one second's worth (or one request), so bursts stay small and even.
+        burst = max(1, int(rpm) // 60) if rpm else 1
+        self.rpm = AsyncLimiter(burst, 60 * burst / float(rpm)) if rpm else None
+        self.tpm = AsyncLimiter(float(tpm), 60) if tpm else None
+        self._inflight: dict[str, asyncio.Future] = {}
+
+    async def __aenter__(self) -> CallSession:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.client.close()
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any],
+        schema_name: str,
+        params: dict[str, Any],
+        gate: Callable[[], bool] | None = None,
+    ) -> Completion:
+        """A :class:`Completion` from the cache, from an identical in-flight request, or from the provider.
+
+        ``gate`` is asked right before a paid call is sent (after waiting for a concurrency slot);
+        when it returns False, :class:`BudgetExhausted` is raised instead of calling.
+        """
+        from pipeline_hub.providers.cache import cache_key
+
+        hook = self.hook
+        key = cache_key(provider=hook.provider, model=hook.model, params=params, messages=messages, schema=schema)
+        if (hit := self.cache.get(key)) is not None:
+            return Completion(**{**hit, "attempts": 0, "cache_hit": True})
+        if key in self._inflight:
+            shared = await asyncio.shield(self._inflight[key])
+            return Completion(**{**shared.__dict__, "attempts": 0, "cache_hit": True})
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            async with self.semaphore:
+                if gate is not None and not gate():
+                    raise BudgetExhausted("spending gate closed")
+                if self.rpm:
+                    await self.rpm.acquire()
+                if self.tpm:
+                    chars = sum(len(m.get("content") or "") for m in messages)
+                    estimate = chars / 4 + float(params.get("max_tokens") or 256)
+                    await self.tpm.acquire(min(estimate, self.tpm.max_rate))
+                completion = await hook.acomplete(
+                    self.client, messages, schema=schema, schema_name=schema_name, params=params
+                )
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        self.cache.set(key, {k: v for k, v in completion.__dict__.items() if k not in ("attempts", "cache_hit")})
+        future.set_result(completion)
+        return completion

@@ -32,7 +32,7 @@ Responder = Callable[[dict[str, Any]], "str | dict | None"]
 
 @dataclass
 class FaultPlan:
-    """Which calls fail and how. ``sequence`` (e.g. ``["429", "500", "ok", "malformed", "timeout"]``)
+    """Which calls fail and how. ``sequence`` (e.g. ``["429", "500", "ok", "malformed", "timeout", "401"]``)
     fixes the outcome of the first calls; afterwards the rates apply (seeded, reproducible).
     ``always_status`` (e.g. 401) answers every call with that HTTP status."""
 
@@ -267,6 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if outcome == "500":
             self._error(500, "internal error", "server_error")
+            return
+        if outcome.isdigit():  # any other status named in a sequence, e.g. "401"
+            self._error(int(outcome), "refused by stub", "invalid_request_error")
             return
         if outcome == "timeout":
             time.sleep(plan.timeout_sleep_s)

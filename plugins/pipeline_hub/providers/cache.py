@@ -1,0 +1,105 @@
+"""Response cache: never pay twice for the same request.
+
+The key is the SHA-256 of the canonical JSON of everything that determines an answer: provider (base
+URL), model, generation params, the rendered messages and the output schema. A changed template,
+model or schema therefore misses; the same request hits — in a rerun, a backfill, a retried task
+(each response is stored as soon as it arrives, so a task that dies half-way resumes where it was) or
+a prompt-scoring run.
+
+Backends, chosen by ``PIPELINE_HUB_LLM_CACHE``:
+
+``disk:<dir>`` (default ``disk:<repo>/.local/cache/llm``)
+    ``diskcache`` (SQLite-backed, safe across processes on one machine).
+``s3://<conn>@<bucket>/<prefix>`` (or any ``ObjectStoragePath`` URI)
+    one JSON object per key, shared by every worker of a multi-worker deployment.
+``off``
+    no cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Protocol
+
+from pipeline_hub.config import REPO_DIR
+
+
+def cache_key(*, provider: str, model: str, params: dict[str, Any], messages: list[dict], schema: dict) -> str:
+    """SHA-256 hex of the canonical JSON of the request's answer-determining parts."""
+    payload = {"provider": provider, "model": model, "params": params, "messages": messages, "schema": schema}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ResponseCache(Protocol):
+    """``get(key) -> dict | None`` and ``set(key, value: dict)``; values are small JSON documents."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+class NoCache:
+    """The ``off`` backend."""
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return None
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        return None
+
+
+class DiskCache:
+    """Local ``diskcache.Cache`` under ``directory`` (created)."""
+
+    def __init__(self, directory: str) -> None:
+        import diskcache
+
+        self.directory = directory
+        self._cache = diskcache.Cache(directory)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._cache.get(key)
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        self._cache.set(key, value)
+
+
+class ObjectStoreCache:
+    """One JSON object per key under an ``ObjectStoragePath`` prefix (``<prefix>/<k[:2]>/<k>.json``)."""
+
+    def __init__(self, uri: str) -> None:
+        from pipeline_hub import storage
+
+        self._storage = storage
+        self.root = storage.to_path(uri)
+
+    def _path(self, key: str):
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key)
+        try:
+            return json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        self._storage.write_json(self._path(key), value, atomic=False)
+
+
+def open_cache(spec: str | None = None) -> ResponseCache:
+    """The backend named by ``spec`` (default ``PIPELINE_HUB_LLM_CACHE``, see module docstring).
+
+    Raises ``ValueError`` for an unknown spec.
+    """
+    spec = spec or os.environ.get("PIPELINE_HUB_LLM_CACHE") or f"disk:{REPO_DIR / '.local' / 'cache' / 'llm'}"
+    if spec == "off":
+        return NoCache()
+    if spec.startswith("disk:"):
+        return DiskCache(spec[len("disk:") :])
+    if "://" in spec:
+        return ObjectStoreCache(spec)
+    raise ValueError(f"PIPELINE_HUB_LLM_CACHE={spec!r}: expected 'disk:<dir>', an object-store URI or 'off'")
