@@ -22,6 +22,7 @@ from pipeline_hub.config import Settings
 from pipeline_hub.hashing import batch_hash, sha256_object
 from pipeline_hub.readers import detect_format
 from pipeline_hub.registry import list_topics, load_topic
+from pipeline_hub.routing import resolve_routes
 
 log = logging.getLogger(__name__)
 DS_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -38,6 +39,18 @@ class TopicPlan:
     batch_hash: str | None = None
     status: str = "pending"  # pending | skipped_published | skipped_no_input
     published_manifest: str | None = None
+    # Resolved routes (pipeline_hub.routing.resolve_routes): mode, primary/long_input/fallback {conn_id, model}.
+    routes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str | None:
+        """The topic's primary model for this run."""
+        return (self.routes.get("primary") or {}).get("model")
+
+    @property
+    def mode(self) -> str:
+        """``stream`` (calls inside the prompt task) or ``batch`` (provider Batch API)."""
+        return self.routes.get("mode") or "stream"
 
 
 @dataclass
@@ -77,13 +90,21 @@ class RunPlan:
         return next(t for t in self.topics if t.topic == name)
 
     def identity(self, t: TopicPlan) -> dict[str, Any]:
-        """What makes a publication the same: batch bytes, template, model and row limit."""
-        return {
+        """What makes a publication the same: batch bytes, template, model(s) and row limit.
+
+        The long-input and fallback routes count only when a topic has them, so adding neither leaves
+        earlier publications valid; the mode (stream or batch) does not count: same model, same answers.
+        """
+        identity = {
             "batch_hash": t.batch_hash,
             "template_sha256": t.template_sha256,
-            "model": self.model,
+            "model": t.model or self.model,
             "row_limit": self.row_limit,
         }
+        extra = {k: t.routes[k] for k in ("long_input", "threshold_tokens", "fallback") if t.routes.get(k)}
+        if extra:
+            identity["routes"] = extra
+        return identity
 
 
 def safe_run_id(run_id: str) -> str:
@@ -195,6 +216,7 @@ def hash_and_plan(
             prompt_version=topic.version,
             template_sha256=topic.prompt.template_sha256,
             batch_hash=plan.sources.get(topic.source, {}).get("batch_hash"),
+            routes=resolve_routes(topic.provider, llm_conn_id, model),
         )
         if tp.batch_hash is None:
             tp.status = "skipped_no_input"

@@ -5,7 +5,8 @@ for matching), render with ``StrictUndefined``, ask the provider for JSON constr
 output schema, then validate the answer with ``jsonschema`` (Draft 2020-12). An invalid answer gets one
 repair attempt with the validation error fed back; if it is still invalid the record is quarantined
 with reason ``invalid_output``. Requests run concurrently, bounded by the connection's
-``max_concurrency``. Nothing here logs record text.
+``max_concurrency``; each record goes to the topic's primary or long-input model, and to its fallback
+once the primary's retries are exhausted (:mod:`pipeline_hub.routing`). Nothing here logs record text.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import jsonschema
 from pipeline_hub.config import include_dir
 from pipeline_hub.matching import load_reference
 from pipeline_hub.pricing import cost_usd
-from pipeline_hub.providers.hook import BudgetExhausted, CallSession, Completion, LLMHook
+from pipeline_hub.providers.hook import BudgetExhausted, Completion
 from pipeline_hub.registry import Topic
+from pipeline_hub.routing import RoutedSession
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class ChunkStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    routes: dict[str, int] = field(default_factory=dict)  # records answered per route
 
     def quarantine(self, reason: str) -> None:
         self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
@@ -93,7 +96,7 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
 
 
 async def _process_record(
-    session: CallSession, topic: Topic, validator, record: dict, stats: ChunkStats, budget: Budget
+    session: RoutedSession, topic: Topic, validator, record: dict, stats: ChunkStats, budget: Budget
 ) -> dict[str, Any]:
     base = {k: record[k] for k in ("record_id", "source_uri", "position")}
     variables, missing, extra = build_variables(topic, record)
@@ -118,6 +121,8 @@ async def _process_record(
         "latency_s": 0.0,
         "cache_hit": True,
         "cost_usd": 0.0,
+        "model": None,
+        "route": None,
     }
     for attempt in range(2):  # first answer + one repair
         try:
@@ -143,6 +148,7 @@ async def _process_record(
         usage["latency_s"] += 0.0 if completion.cache_hit else completion.latency_s
         usage["cache_hit"] = usage["cache_hit"] and completion.cache_hit
         usage["cost_usd"] += cost
+        usage["model"], usage["route"] = completion.model, completion.route
         try:
             answer = json.loads(completion.content)
             error = _schema_error(validator, answer)
@@ -150,6 +156,7 @@ async def _process_record(
             answer, error = None, f"$: not valid JSON ({exc.msg})"
         if error is None:
             stats.ok += 1
+            stats.routes[completion.route] = stats.routes.get(completion.route, 0) + 1
             _count_usage(stats, usage)
             kept = {k: record["fields"].get(k) for k in topic.keep_fields}
             return {**base, "status": "ok", "answer": answer, "usage": usage, "fields": kept}
@@ -200,32 +207,55 @@ class Budget:
         return self.cap_usd is None or self.spent_usd < self.allowance_usd
 
     def charge(self, completion: Completion) -> float:
-        cost = cost_usd(self.model, completion.prompt_tokens, completion.completion_tokens) or 0.0
+        """Add the cost (USD) of ``completion``, priced at its own model (routes may differ)."""
+        model = completion.model or self.model
+        cost = cost_usd(model, completion.prompt_tokens, completion.completion_tokens) or 0.0
         self.spent_usd += cost
         return cost
 
 
 async def aprompt_records(
-    hook: LLMHook, topic: Topic, records: list[dict], *, cache=None, budget: Budget | None = None
+    hook,
+    topic: Topic,
+    records: list[dict],
+    *,
+    cache=None,
+    budget: Budget | None = None,
+    routes: dict[str, Any] | None = None,
 ) -> tuple[list[dict], ChunkStats]:
     """Prompt every staged record concurrently; return per-record results (input order) and stats.
+
+    ``hook`` is the primary chat hook (``LLMHook`` or ``BedrockLLMHook``); ``routes`` (from
+    :func:`pipeline_hub.routing.resolve_routes`, pinned in the run plan) adds long-input routing and a
+    fallback; without it every record goes to ``hook``.
 
     A result is ``{"record_id", "source_uri", "position", "status": "ok"|"quarantined", "usage", ...}``
     with ``answer`` and ``fields`` (the topic's kept input fields only) when ok, ``reason`` and
     ``detail`` (and ``raw_answer`` for ``invalid_output``) when quarantined. ``usage`` holds tokens,
-    attempts, latency (s), cost (USD) and whether every call was a cache hit.
-    Raises :class:`~pipeline_hub.providers.ProviderError` when the provider refuses the connection.
+    attempts, latency (s), cost (USD), the model and route that answered, and whether every call was a
+    cache hit. Raises :class:`~pipeline_hub.providers.ProviderError` when the provider refuses the
+    connection, and the provider's last error when retries (and the fallback, if any) are exhausted.
     """
     stats = ChunkStats(records=len(records))
     validator = jsonschema.Draft202012Validator(topic.prompt.output_schema)
     budget = budget or Budget(model=hook.model)
-    async with hook.session(cache) as session:
+    if routes is None:
+        router = RoutedSession.single(hook, cache)
+    else:
+        router = RoutedSession(routes=routes, cache=cache, hooks={"primary": hook})
+    async with router as session:
         results = await asyncio.gather(*(_process_record(session, topic, validator, r, stats, budget) for r in records))
     return list(results), stats
 
 
 def prompt_records(
-    hook: LLMHook, topic: Topic, records: list[dict], *, cache=None, budget: Budget | None = None
+    hook,
+    topic: Topic,
+    records: list[dict],
+    *,
+    cache=None,
+    budget: Budget | None = None,
+    routes: dict[str, Any] | None = None,
 ) -> tuple[list[dict], ChunkStats]:
     """Synchronous wrapper of :func:`aprompt_records` for Airflow tasks and the CLI."""
-    return asyncio.run(aprompt_records(hook, topic, records, cache=cache, budget=budget))
+    return asyncio.run(aprompt_records(hook, topic, records, cache=cache, budget=budget, routes=routes))

@@ -27,6 +27,7 @@ import jinja2.meta
 import yaml
 
 from pipeline_hub.config import include_dir
+from pipeline_hub.routing import ProviderSpec, RoutingError
 
 
 class RegistryError(ValueError):
@@ -98,6 +99,7 @@ class Topic:
     pointers: dict[str, str]
     prompt: PromptVersion
     metadata_path: Path
+    provider: ProviderSpec = field(default_factory=ProviderSpec)
 
     @property
     def version(self) -> str:
@@ -187,6 +189,10 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
     if not (root / template_rel).is_file():
         raise RegistryError(f"{meta_path}: template {template_rel} of {chosen} does not exist")
     inputs = [InputSpec(var, cfg["field"], bool(cfg.get("required", True))) for var, cfg in meta["inputs"].items()]
+    try:
+        provider = ProviderSpec.parse(meta.get("provider"), str(meta_path))
+    except RoutingError as exc:
+        raise RegistryError(str(exc)) from None
     return Topic(
         name=name,
         description=meta.get("description", ""),
@@ -205,4 +211,5 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
             env=env,
         ),
         metadata_path=meta_path,
+        provider=provider,
     )

@@ -14,7 +14,6 @@ from pipeline_hub import storage
 from pipeline_hub.chunking import chunk_source, read_chunk
 from pipeline_hub.config import Settings
 from pipeline_hub.plan import RunPlan, discover, hash_and_plan, resolve_topics
-from pipeline_hub.providers.hook import LLMHook
 from pipeline_hub.publish import (
     QUARANTINE_SCHEMA,
     code_version,
@@ -27,6 +26,7 @@ from pipeline_hub.publish import (
 )
 from pipeline_hub.quality import LINEAGE_COLUMNS, failed_expectations, validate_rows
 from pipeline_hub.registry import load_topic
+from pipeline_hub.routing import get_hook, route_models
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +59,12 @@ def run_hash(
 ) -> dict[str, Any]:
     """Task ``hash``: hash objects, write the plan; ``{"plan_uri", "pending": [topic…], "skipped": {…}}``.
 
-    Raises ``ValueError`` when a budget cap is set but the model has no price in ``include/pricing.yaml``.
+    Raises ``ValueError`` when a budget cap is set but a model a pending topic may call has no price in
+    ``include/pricing.yaml``.
     """
     from pipeline_hub.pricing import price_of
 
-    hook = LLMHook(llm_conn_id)
-    if budget_usd is not None and price_of(hook.model) is None:
-        raise ValueError(
-            f"budget_usd is set but model '{hook.model}' of connection '{llm_conn_id}' has no price in "
-            "include/pricing.yaml: add it, or run without a budget cap"
-        )
+    hook = get_hook(llm_conn_id)
     plan = hash_and_plan(
         settings,
         run_id=run_id,
@@ -81,6 +77,15 @@ def run_hash(
         provider=hook.provider,
         budget_usd=budget_usd,
     )
+    if budget_usd is not None:
+        for t in plan.pending:
+            unpriced = [m for m in route_models(t.routes) if price_of(m) is None]
+            if unpriced:
+                raise ValueError(
+                    f"budget_usd is set but model(s) {unpriced} of topic '{t.topic}' (connection "
+                    f"'{llm_conn_id}' or the topic's provider routes) have no price in include/pricing.yaml: "
+                    "add them, or run without a budget cap"
+                )
     skipped = {t.topic: t.status for t in plan.topics if t.status != "pending"}
     if not plan.pending:
         log.info("nothing new to publish for %s: %s", plan.ds, skipped)
@@ -152,12 +157,14 @@ def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
     from pipeline_hub.prompting import Budget, prompt_records
     from pipeline_hub.providers.cache import open_cache
 
-    hook = LLMHook(plan.llm_conn_id)
+    tp = plan.topic(topic.name)
+    primary = tp.routes.get("primary") or {"conn_id": plan.llm_conn_id, "model": plan.model}
+    hook = get_hook(primary["conn_id"], primary["model"])
     budget = Budget(model=hook.model)
     if plan.budget_usd is not None:
         share = item["chunk_records"] / max(1, item["topic_records"]) / max(1, len(plan.pending))
         budget = Budget(cap_usd=plan.budget_usd, allowance_usd=plan.budget_usd * share, model=hook.model)
-    results, stats = prompt_records(hook, topic, records, cache=open_cache(), budget=budget)
+    results, stats = prompt_records(hook, topic, records, cache=open_cache(), budget=budget, routes=tp.routes or None)
     out = storage.join(plan.staging, "answers", topic.name)
     storage.write_jsonl(out / f"chunk-{item['chunk_index']:05d}.jsonl", results)
     summary = {
@@ -172,6 +179,7 @@ def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
         "completion_tokens": stats.completion_tokens,
         "cost_usd": round(stats.cost_usd, 6),
         "latency_s": round(stats.latency_s, 3),
+        "routes": stats.routes,
         # Per-record provider latency (s) of records that needed a call, for p50/p95 in the manifest.
         "record_latencies_s": [
             round(r["usage"]["latency_s"], 4) for r in results if "usage" in r and not r["usage"]["cache_hit"]
@@ -206,7 +214,10 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
                 collision = set(r["fields"]) & set(r["answer"])
                 if collision:
                     raise ValueError(f"{topic.metadata_path}: kept fields {sorted(collision)} collide with answer keys")
-                rows.append({"record_id": r["record_id"], **r["fields"], **r["answer"]})
+                row = {"record_id": r["record_id"], **r["fields"], **r["answer"]}
+                if (r.get("usage") or {}).get("model"):
+                    row["model"] = r["usage"]["model"]  # per record: routing may pick another model
+                rows.append(row)
             else:
                 quarantine.append({k: r.get(k) for k in QUARANTINE_FIELDS})
     rejects = storage.read_jsonl(storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl"))
@@ -254,7 +265,7 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
 
     keys = ("records", "llm_calls", "cache_hits", "prompt_tokens", "completion_tokens")
     totals: Counter = Counter({k: 0 for k in keys})
-    cost, latencies, exceeded = 0.0, [], False
+    cost, latencies, exceeded, routes = 0.0, [], False, Counter()
     if answers_dir.exists():
         for p in answers_dir.iterdir():
             if p.name.startswith("_stats-"):
@@ -263,6 +274,7 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
                 cost += s["cost_usd"]
                 latencies += s["record_latencies_s"]
                 exceeded = exceeded or bool(s["quarantined"].get("budget_exceeded"))
+                routes.update(s.get("routes") or {})
     lookups = totals["cache_hits"] + totals["llm_calls"]
     p50, p95 = np.percentile(latencies, [50, 95]).round(4).tolist() if latencies else (None, None)
     return {
@@ -272,6 +284,7 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
         "latency_p50_s": p50,
         "latency_p95_s": p95,
         "budget_exceeded": exceeded,
+        "records_by_route": dict(routes),
     }
 
 
@@ -289,7 +302,7 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     quality = storage.read_json(stage / "_quality.json")
     scrub_summary = storage.read_json(stage / "_summary.json")
     source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
-    lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": plan.model, "run_id": plan.run_id}
+    lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": tp.model or plan.model, "run_id": plan.run_id}
     if not quality["success"]:
         detail = "topic failed quality gate: " + ", ".join(failed_expectations(quality))
         quarantine += [
@@ -342,7 +355,8 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
             "template_sha256": topic.prompt.template_sha256,
         },
         "provider": plan.provider,
-        "model": plan.model,
+        "model": tp.model or plan.model,
+        "routes": tp.routes,
         "generation_params": topic.prompt.model_params,
         "run_id": plan.run_id,
         "code_version": code_version(),

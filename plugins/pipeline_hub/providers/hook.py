@@ -16,7 +16,8 @@ OpenAI-compatible server (vLLM, llama.cpp, Ollama). Extras understood on the con
 ``requests_per_minute``, ``tokens_per_minute`` (default: unlimited)
     Proactive client-side rate limits (``aiolimiter`` leaky buckets) so we do not provoke 429s. They
     apply per task; an Airflow pool per connection bounds how many tasks run at once, so the account
-    limit is respected when ``pool slots × limit per task ≤ account limit``.
+    limit is respected when ``pool slots × limit per task ≤ account limit``. Requests are paced evenly
+    at ``rate_limit_headroom`` (default 0.95) of the limit, never sent in bursts.
 ``timeout`` (seconds, default 120), ``max_retries`` (default 4)
     Per-request timeout and retries on 429/5xx/timeouts/connection errors.
 
@@ -73,6 +74,12 @@ class Completion:
     latency_s: float
     attempts: int
     cache_hit: bool = False
+    model: str = ""
+    route: str = "primary"  # set by the router: primary | long_input | fallback
+
+    def cacheable(self) -> dict[str, Any]:
+        """What the response cache stores: the answer and its usage, not how this call got it."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("attempts", "cache_hit", "route")}
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -97,8 +104,9 @@ class LLMHook(OpenAIHook):
     default_conn_name = "llm_default"
     hook_name = "LLM (OpenAI-compatible)"
 
-    def __init__(self, conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, conn_id: str = default_conn_name, model: str | None = None, **kwargs: Any) -> None:
         super().__init__(conn_id=conn_id, **kwargs)
+        self.model_override = model
 
     @cached_property
     def connection(self):
@@ -108,9 +116,15 @@ class LLMHook(OpenAIHook):
     def extras(self) -> dict[str, Any]:
         return dict(self.connection.extra_dejson or {})
 
+    @staticmethod
+    def is_retryable(exc: BaseException) -> bool:
+        """True for errors worth retrying (and, once retries are exhausted, worth a fallback)."""
+        return _is_retryable(exc)
+
     @property
     def model(self) -> str:
-        model = self.extras.get("model")
+        """The topic's model override, else the connection's ``model`` extra."""
+        model = self.model_override or self.extras.get("model")
         if not model:
             raise ProviderError(f"LLM connection '{self.conn_id}': set the model in the connection extra 'model'")
         return str(model)
@@ -220,7 +234,12 @@ class LLMHook(OpenAIHook):
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             latency_s=time.monotonic() - started,
             attempts=attempts,
+            model=self.model,
         )
+
+    async def aclose(self, client: openai.AsyncOpenAI) -> None:
+        """Close a client from :meth:`get_async_client`."""
+        await client.close()
 
 
 class CallSession:
@@ -240,19 +259,23 @@ class CallSession:
         self.cache = cache or NoCache()
         self.client = hook.get_async_client()
         self.semaphore = asyncio.Semaphore(hook.max_concurrency)
+        headroom = float(hook.extras.get("rate_limit_headroom", 0.95))
         rpm = hook.extras.get("requests_per_minute")
         tpm = hook.extras.get("tokens_per_minute")
-        # Requests: a bucket of one second's worth (or one request), so bursts stay small and even.
-        burst = max(1, int(rpm) // 60) if rpm else 1
-        self.rpm = AsyncLimiter(burst, 60 * burst / float(rpm)) if rpm else None
-        self.tpm = AsyncLimiter(float(tpm), 60) if tpm else None
+        # Requests are paced one at a time (bucket capacity 1), never in bursts: a provider counting
+        # requests in a sliding 60 s window then never sees more than the limit, even right after
+        # start-up when a full bucket would otherwise let a burst through on top of the steady rate.
+        # ``headroom`` (default 95 %) absorbs network jitter between our clock and theirs.
+        self.rpm = AsyncLimiter(1, 60.0 / (float(rpm) * headroom)) if rpm else None
+        # Tokens: a bucket holding one second's worth, refilled continuously.
+        self.tpm = AsyncLimiter(float(tpm) * headroom / 60.0, 1.0) if tpm else None
         self._inflight: dict[str, asyncio.Future] = {}
 
     async def __aenter__(self) -> CallSession:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.client.close()
+        await self.hook.aclose(self.client)
 
     async def complete(
         self,
@@ -273,10 +296,10 @@ class CallSession:
         hook = self.hook
         key = cache_key(provider=hook.provider, model=hook.model, params=params, messages=messages, schema=schema)
         if (hit := self.cache.get(key)) is not None:
-            return Completion(**{**hit, "attempts": 0, "cache_hit": True})
+            return Completion(**{"model": hook.model, **hit, "attempts": 0, "cache_hit": True})
         if key in self._inflight:
             shared = await asyncio.shield(self._inflight[key])
-            return Completion(**{**shared.__dict__, "attempts": 0, "cache_hit": True})
+            return Completion(**{**shared.cacheable(), "attempts": 0, "cache_hit": True})
         future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -298,6 +321,6 @@ class CallSession:
             raise
         finally:
             self._inflight.pop(key, None)
-        self.cache.set(key, {k: v for k, v in completion.__dict__.items() if k not in ("attempts", "cache_hit")})
+        self.cache.set(key, completion.cacheable())
         future.set_result(completion)
         return completion

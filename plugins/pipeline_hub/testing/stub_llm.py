@@ -7,6 +7,10 @@ from the request's structured-output schema, in either dialect: OpenAI's
 timeouts, a fixed status such as 401) and latency are injected on demand so the provider layer is
 tested against real HTTP behaviour, never by patching the client.
 
+It also speaks two neighbouring dialects with the same answers and faults: Amazon Bedrock's Converse
+API (``POST /model/{modelId}/converse``, for the Bedrock hook) and OpenAI's Batch API (``/v1/files``,
+``/v1/batches``, for the common-ai ``LLMBatchOperator``).
+
 Sources: OpenAI API reference, "Create chat completion" (request/response and error shapes);
 llama.cpp ``tools/server/README.md`` (``response_format`` with ``schema``).
 
@@ -16,18 +20,26 @@ Run standalone: ``python -m pipeline_hub.testing.stub_llm --port 8765 --latency 
 from __future__ import annotations
 
 import argparse
+import email.policy
 import hashlib
 import json
 import random
+import re
 import threading
 import time
+import urllib.parse
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Responder = Callable[[dict[str, Any]], "str | dict | None"]
+Reply = tuple[int, dict[str, Any], dict[str, str]]  # HTTP status, JSON payload, extra headers
+CONVERSE_PATH = re.compile(r"/model/([^/]+)/converse")
+BATCH_PATH = re.compile(r"/v1/batches/([^/]+)(/cancel)?")
+FILE_CONTENT_PATH = re.compile(r"/v1/files/([^/]+)/content")
 
 
 @dataclass
@@ -141,6 +153,7 @@ class StubLLMServer:
             self.requests: list[dict[str, Any]] = []
             self._window: deque[float] = deque()
             self._rng = random.Random(self.fault_plan.seed)
+            self.batches = StubBatches(self)
         self.responder = None
         self.fault_plan = FaultPlan()
 
@@ -198,6 +211,105 @@ class StubLLMServer:
             roll -= rate
         return "ok"
 
+    def _fault(self, outcome: str) -> tuple[int, str, str, dict[str, str]] | None:
+        """``(status, message, kind, headers)`` of an injected failure, None when the call goes ahead."""
+        plan = self.fault_plan
+        retry = {"Retry-After": f"{plan.retry_after_s:g}"} if plan.retry_after_s is not None else {}
+        if outcome == "status":
+            return plan.always_status, "refused by stub", "authentication_error", {}
+        if outcome in ("429", "rate_limited"):
+            headers = retry or ({"Retry-After": "1"} if outcome == "rate_limited" else {})
+            return 429, "rate limit reached", "rate_limit_error", headers
+        if outcome == "500":
+            return 500, "internal error", "server_error", {}
+        if outcome.isdigit():  # any other status named in a sequence, e.g. "401"
+            return int(outcome), "refused by stub", "invalid_request_error", {}
+        return None
+
+    def _begin(self, body: dict[str, Any]) -> str:
+        """Record the request, pick its outcome, wait the latency (and the timeout, if injected)."""
+        with self._lock:
+            self.requests.append(body)
+        outcome = self._outcome()
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        if outcome == "timeout":
+            time.sleep(self.fault_plan.timeout_sleep_s)
+        return outcome
+
+    def chat(self, body: dict[str, Any]) -> Reply:
+        """``POST /v1/chat/completions``: ``(status, payload, headers)`` in OpenAI's shapes."""
+        outcome = self._begin(body)
+        if fault := self._fault(outcome):
+            status, message, kind, headers = fault
+            return _openai_error(status, message, kind, headers)
+        content = self.answer(body)
+        if outcome == "malformed":
+            content = content[: max(1, len(content) // 2)]
+        prompt_text = "".join(str(m.get("content", "")) for m in body.get("messages", []))
+        usage = {"prompt_tokens": len(prompt_text) // 4 + 1, "completion_tokens": len(content) // 4 + 1}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        payload = {
+            "id": f"chatcmpl-stub-{self.calls}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+        return 200, payload, {}
+
+    def converse(self, model: str, body: dict[str, Any]) -> Reply:
+        """``POST /model/{modelId}/converse`` (Amazon Bedrock Converse API): the answer comes back as the
+        forced tool's ``toolUse.input``; a malformed answer comes back as a plain text block instead.
+        Errors carry ``x-amzn-ErrorType`` as Bedrock's do (ThrottlingException, InternalServerException,
+        AccessDeniedException, ValidationException).
+
+        Source: Amazon Bedrock API reference, "Converse" (request/response, errors).
+        """
+        texts = [
+            {"role": m["role"], "content": "".join(c.get("text", "") for c in m.get("content", []))}
+            for m in body.get("messages", [])
+        ]
+        tools = (body.get("toolConfig") or {}).get("tools") or [{}]
+        spec = tools[0].get("toolSpec") or {}
+        schema = (spec.get("inputSchema") or {}).get("json")
+        chat_like = {"model": model, "messages": texts}
+        if schema:
+            chat_like["response_format"] = {"type": "json_object", "schema": schema}
+        outcome = self._begin(chat_like)
+        if fault := self._fault(outcome):
+            status, message, _, headers = fault
+            kind = {
+                429: "ThrottlingException",
+                500: "InternalServerException",
+                401: "UnrecognizedClientException",
+                403: "AccessDeniedException",
+                404: "ResourceNotFoundException",
+            }.get(status, "ValidationException")
+            return status, {"message": message}, {**headers, "x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/"}
+        content = self.answer(chat_like)
+        if outcome == "malformed" or not schema:
+            block = {"text": content[: max(1, len(content) // 2)] if outcome == "malformed" else content}
+        else:
+            block = {
+                "toolUse": {
+                    "toolUseId": f"tooluse_{self.calls}",
+                    "name": spec.get("name"),
+                    "input": json.loads(content),
+                }
+            }
+        prompt_chars = sum(len(m["content"]) for m in texts)
+        usage = {"inputTokens": prompt_chars // 4 + 1, "outputTokens": len(content) // 4 + 1}
+        usage["totalTokens"] = usage["inputTokens"] + usage["outputTokens"]
+        payload = {
+            "output": {"message": {"role": "assistant", "content": [block]}},
+            "stopReason": "tool_use" if "toolUse" in block else "end_turn",
+            "usage": usage,
+            "metrics": {"latencyMs": int(self.latency_s * 1000)},
+        }
+        return 200, payload, {}
+
     def answer(self, body: dict[str, Any]) -> str:
         """The assistant content for ``body``: responder override, else a schema instance, else ``{}``."""
         if self.responder is not None:
@@ -232,70 +344,139 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, {"error": {"message": message, "type": kind, "code": str(status)}}, headers)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") in ("/health", "/v1/health"):
+        path = self.path.split("?")[0].rstrip("/")
+        batches = self.stub.batches
+        if path in ("/health", "/v1/health"):
             self._send(200, {"status": "ok"})
-        elif self.path.rstrip("/") == "/v1/models":
+        elif path == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": self.stub.model, "object": "model"}]})
+        elif path == "/v1/batches":
+            self._send(200, {"object": "list", "data": list(batches.jobs.values())[::-1], "has_more": False})
+        elif (match := BATCH_PATH.fullmatch(path)) and not match.group(2) and match.group(1) in batches.jobs:
+            self._send(200, batches.jobs[match.group(1)])
+        elif (match := FILE_CONTENT_PATH.fullmatch(path)) and match.group(1) in batches.files:
+            self._send_bytes(200, batches.files[match.group(1)]["content"], "application/jsonl")
         else:
             self._error(404, "not found", "not_found_error")
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        if self.path.rstrip("/") != "/v1/chat/completions":
-            self._error(404, "not found", "not_found_error")
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/v1/files":
+            self._send(200, self.stub.batches.upload(self.headers.get("Content-Type", ""), raw))
             return
         try:
-            body = json.loads(raw)
+            body = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
             self._error(400, "invalid JSON body", "invalid_request_error")
             return
-        stub = self.stub
-        with stub._lock:
-            stub.requests.append(body)
-        outcome = stub._outcome()
-        if stub.latency_s:
-            time.sleep(stub.latency_s)
-        plan = stub.fault_plan
-        retry = {"Retry-After": f"{plan.retry_after_s:g}"} if plan.retry_after_s is not None else {}
-        if outcome == "status":
-            self._error(plan.always_status, "refused by stub", "authentication_error")
-            return
-        if outcome in ("429", "rate_limited"):
-            headers = retry or ({"Retry-After": "1"} if outcome == "rate_limited" else {})
-            self._error(429, "rate limit reached", "rate_limit_error", headers)
-            return
-        if outcome == "500":
-            self._error(500, "internal error", "server_error")
-            return
-        if outcome.isdigit():  # any other status named in a sequence, e.g. "401"
-            self._error(int(outcome), "refused by stub", "invalid_request_error")
-            return
-        if outcome == "timeout":
-            time.sleep(plan.timeout_sleep_s)
-        content = stub.answer(body)
-        if outcome == "malformed":
-            content = content[: max(1, len(content) // 2)]
-        prompt_text = "".join(str(m.get("content", "")) for m in body.get("messages", []))
-        usage = {"prompt_tokens": len(prompt_text) // 4 + 1, "completion_tokens": len(content) // 4 + 1}
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        self._send(
-            200,
-            {
-                "id": f"chatcmpl-stub-{stub.calls}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", stub.model),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": usage,
-            },
+        if path == "/v1/chat/completions":
+            self._send(*self.stub.chat(body))
+        elif match := CONVERSE_PATH.fullmatch(path):
+            self._send(*self.stub.converse(urllib.parse.unquote(match.group(1)), body))
+        elif path == "/v1/batches":
+            self._send(200, self.stub.batches.create(body))
+        elif (match := BATCH_PATH.fullmatch(path)) and match.group(2) == "/cancel":
+            self._send(*self.stub.batches.cancel(match.group(1)))
+        else:
+            self._error(404, "not found", "not_found_error")
+
+
+def _openai_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Reply:
+    return status, {"error": {"message": message, "type": kind, "code": str(status)}}, headers or {}
+
+
+class StubBatches:
+    """The OpenAI Batch API surface the ``LLMBatchOperator`` uses: upload a JSONL file, create a batch,
+    poll it, download its output file, list and cancel. A batch completes as soon as it is created:
+    every line goes through the stub's chat answer (faults included; a failed call becomes an error
+    line), so tests and benchmarks see the provider's shapes without waiting.
+
+    Source: OpenAI API reference, "Batch" and "Files" (object shapes, output/error line format).
+    """
+
+    def __init__(self, stub: StubLLMServer) -> None:
+        self.stub = stub
+        self.files: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    def _file(self, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        file_id = f"file-stub-{len(self.files) + 1}"
+        meta = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
+        self.files[file_id] = {"meta": meta, "content": content}
+        return meta
+
+    def upload(self, content_type: str, raw: bytes) -> dict[str, Any]:
+        """``POST /v1/files`` (multipart/form-data with ``file`` and ``purpose``)."""
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
         )
+        fields = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields[name] = (part.get_filename(), part.get_payload(decode=True))
+        filename, content = fields["file"]
+        return self._file(content, filename or "input.jsonl", (fields.get("purpose") or (None, b"batch"))[1].decode())
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/batches``: run every request line now; the batch is ``completed`` on return."""
+        lines = self.files[body["input_file_id"]]["content"].decode().splitlines()
+        out, failed = [], 0
+        for n, line in enumerate(filter(None, lines)):
+            request = json.loads(line)
+            status, payload, _ = self.stub.chat(request["body"])
+            failed += status != 200
+            out.append(
+                {
+                    "id": f"batch_req_{n}",
+                    "custom_id": request["custom_id"],
+                    "response": {"status_code": status, "request_id": f"req_{n}", "body": payload},
+                    "error": None,
+                }
+            )
+        output = self._file("".join(json.dumps(o) + "\n" for o in out).encode(), "output.jsonl", "batch_output")
+        batch_id = f"batch_stub_{len(self.jobs) + 1}"
+        now = int(time.time())
+        job = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body.get("endpoint"),
+            "errors": None,
+            "input_file_id": body["input_file_id"],
+            "completion_window": body.get("completion_window", "24h"),
+            "status": "completed",
+            "output_file_id": output["id"],
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": now,
+            "completed_at": now,
+            "finalizing_at": now,
+            "request_counts": {"total": len(out), "completed": len(out) - failed, "failed": failed},
+            "metadata": body.get("metadata"),
+        }
+        self.jobs[batch_id] = job
+        return job
+
+    def cancel(self, batch_id: str) -> Reply:
+        if batch_id not in self.jobs:
+            return _openai_error(404, "no such batch", "not_found_error")
+        return 200, self.jobs[batch_id], {}
 
 
 def main() -> None:
