@@ -9,6 +9,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 LOCAL := $(CURDIR)/.local
 DEMO_DS ?= 2025-01-15
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+# The pool bounding prompt tasks on the LLM connection (README "Throughput and limits").
+LLM_POOL_SLOTS ?= 4
+LLM_POOL = $(BIN)/airflow pools set llm_default $(LLM_POOL_SLOTS) "Prompt tasks on connection llm_default"
 
 # Airflow on the same defaults for `make demo` and `make airflow`: SQLite metadata under .local/.
 export AIRFLOW_HOME := $(LOCAL)/airflow
@@ -59,6 +62,7 @@ services-down:
 $(AIRFLOW_HOME)/airflow.db: | install
 	mkdir -p $(AIRFLOW_HOME) $(LOCAL)/logs
 	$(BIN)/airflow db migrate > $(LOCAL)/logs/airflow-db-migrate.log 2>&1
+	$(LLM_POOL) >> $(LOCAL)/logs/airflow-db-migrate.log 2>&1
 
 demo: install-demo
 	$(BIN)/pipeline-hub services up
@@ -75,6 +79,7 @@ demo: install-demo
 airflow: install
 	$(BIN)/pipeline-hub services up
 	$(MAKE) --no-print-directory $(AIRFLOW_HOME)/airflow.db
+	$(LLM_POOL) > /dev/null
 	source $(LOCAL)/env.sh && $(BIN)/airflow standalone
 
 # Regenerate the lock (Airflow-style constraints file) from the current environment.

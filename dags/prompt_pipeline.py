@@ -6,14 +6,19 @@ Thin wiring only: every task body lives in ``pipeline_hub.tasks`` (under ``plugi
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from pipeline_hub.providers.batch import ChunkBatchOperator
 from pipeline_hub.registry import list_topics
 
 TOPICS = list_topics()
+# Prompt tasks of every run share this pool: its slots × the connection's max_concurrency (and its
+# requests_per_minute × slots) must stay under the provider account's limits. See README "Throughput".
+LLM_POOL = os.environ.get("PIPELINE_HUB_LLM_POOL", "llm_default")
 SOURCES = ["companies", "ai_use_cases", "emails", "applicants"]
 
 DOC = """
@@ -102,7 +107,12 @@ def prompt_pipeline():
 
         return run_chunk(pending[0]["plan_uri"])
 
-    @task(retries=3, retry_exponential_backoff=True)
+    @task
+    def select(items: list[dict], mode: str) -> list[dict]:
+        """The work items of topics in provider ``mode`` (``stream`` or ``batch``)."""
+        return [i for i in items if i["mode"] == mode]
+
+    @task(retries=3, retry_exponential_backoff=True, pool=LLM_POOL)
     def prompt(item: dict) -> dict:
         from pipeline_hub.tasks import run_prompt
 
@@ -132,11 +142,16 @@ def prompt_pipeline():
             raise AirflowFailException(str(exc)) from None
 
     pending = hash(discover())
-    answers = prompt.expand(item=chunk(pending))
+    chunks = chunk(pending)
+    answers = prompt.expand(item=select.override(task_id="stream_items")(chunks, "stream"))
+    # Batch-mode topics: the provider's Batch API via the common-ai LLMBatchOperator (deferrable).
+    batch_answers = ChunkBatchOperator.partial(
+        task_id="prompt_batch", retries=3, poll_interval=60, pool=LLM_POOL
+    ).expand(item=select.override(task_id="batch_items")(chunks, "batch"))
     scrubbed = scrub.expand_kwargs(pending)
     validated = validate.expand_kwargs(pending)
     published = publish.expand_kwargs(pending)
-    answers >> scrubbed >> validated >> published
+    [answers, batch_answers] >> scrubbed >> validated >> published
 
 
 prompt_pipeline()

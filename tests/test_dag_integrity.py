@@ -36,15 +36,23 @@ def test_every_dag_has_tags_and_every_task_retries(dagbag):
 
 def test_prompt_pipeline_shape(dagbag):
     dag = dagbag.dags["prompt_pipeline"]
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "discover",
-        "hash",
-        "chunk",
-        "prompt",
-        "scrub",
-        "validate",
-        "publish",
-    ]
+    upstream = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
+    assert upstream == {
+        "discover": [],
+        "hash": ["discover"],
+        "chunk": ["hash"],
+        "stream_items": ["chunk"],
+        "batch_items": ["chunk"],
+        "prompt": ["stream_items"],
+        "prompt_batch": ["batch_items"],
+        "scrub": ["hash", "prompt", "prompt_batch"],
+        "validate": ["hash", "scrub"],
+        "publish": ["hash", "validate"],
+    }
+    assert dag.get_task("prompt").pool == dag.get_task("prompt_batch").pool == "llm_default"
+    from airflow.providers.common.ai.operators.llm_batch import LLMBatchOperator
+
+    assert issubclass(dag.get_task("prompt_batch").operator_class, LLMBatchOperator)
     assert dag.catchup is False
     assert dag.schedule == "0 2 * * *"
     assert {"source", "topics", "row_limit", "llm_conn_id"} <= set(dag.params)

@@ -85,7 +85,7 @@ def test_budget_cap_quarantines_the_rest_and_says_so(stub, monkeypatch, tmp_path
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, max_concurrency=1))
     hook = LLMHook()
     # stub-model is free in include/pricing.yaml; price it for this test.
-    monkeypatch.setattr("pipeline_hub.prompting.cost_usd", lambda model, p, c: 0.01)
+    monkeypatch.setattr("pipeline_hub.prompting.cost_usd", lambda model, p, c, **kw: 0.01)
     budget = Budget(cap_usd=0.03, allowance_usd=0.03, model=hook.model)
     results, stats = prompt_records(hook, TOPIC, records(6), cache=open_cache(), budget=budget)
     assert [r["status"] for r in results] == ["ok"] * 3 + ["quarantined"] * 3

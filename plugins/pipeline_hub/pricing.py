@@ -21,9 +21,13 @@ def price_of(model: str) -> dict[str, float] | None:
     return price_table()["per_million_tokens"].get(model)
 
 
-def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """Cost in USD of the given token counts, or None for a model without a price."""
+def cost_usd(model: str, prompt_tokens: int, completion_tokens: int, *, batch: bool = False) -> float | None:
+    """Cost in USD of the given token counts, or None for a model without a price.
+
+    ``batch`` applies the table's ``batch_discount`` (the Batch API's price, a fraction of list).
+    """
     price = price_of(model)
     if price is None:
         return None
-    return (prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1_000_000
+    cost = (prompt_tokens * price["input"] + completion_tokens * price["output"]) / 1_000_000
+    return cost * float(price_table().get("batch_discount", 1.0)) if batch else cost

@@ -96,7 +96,13 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
 
 
 async def _process_record(
-    session: RoutedSession, topic: Topic, validator, record: dict, stats: ChunkStats, budget: Budget
+    session: RoutedSession,
+    topic: Topic,
+    validator,
+    record: dict,
+    stats: ChunkStats,
+    budget: Budget,
+    prefilled: Completion | None = None,
 ) -> dict[str, Any]:
     base = {k: record[k] for k in ("record_id", "source_uri", "position")}
     variables, missing, extra = build_variables(topic, record)
@@ -126,9 +132,13 @@ async def _process_record(
     }
     for attempt in range(2):  # first answer + one repair
         try:
-            completion = await session.complete(
-                messages, schema=schema, schema_name=topic.name, params=params, gate=budget.open
-            )
+            if attempt == 0 and prefilled is not None:  # answered by a provider batch job
+                completion = prefilled
+                session.store(messages, completion, schema=schema, params=params)
+            else:
+                completion = await session.complete(
+                    messages, schema=schema, schema_name=topic.name, params=params, gate=budget.open
+                )
         except BudgetExhausted:
             stats.quarantine("budget_exceeded")
             _count_usage(stats, usage)
@@ -209,7 +219,8 @@ class Budget:
     def charge(self, completion: Completion) -> float:
         """Add the cost (USD) of ``completion``, priced at its own model (routes may differ)."""
         model = completion.model or self.model
-        cost = cost_usd(model, completion.prompt_tokens, completion.completion_tokens) or 0.0
+        batch = completion.route == "batch"
+        cost = cost_usd(model, completion.prompt_tokens, completion.completion_tokens, batch=batch) or 0.0
         self.spent_usd += cost
         return cost
 
@@ -222,8 +233,12 @@ async def aprompt_records(
     cache=None,
     budget: Budget | None = None,
     routes: dict[str, Any] | None = None,
+    prefilled: dict[str, Completion] | None = None,
 ) -> tuple[list[dict], ChunkStats]:
     """Prompt every staged record concurrently; return per-record results (input order) and stats.
+
+    ``prefilled`` maps record ids to answers a provider batch job already gave (route ``batch``):
+    those records are validated (and repaired if needed) without a first call, and cached.
 
     ``hook`` is the primary chat hook (``LLMHook`` or ``BedrockLLMHook``); ``routes`` (from
     :func:`pipeline_hub.routing.resolve_routes`, pinned in the run plan) adds long-input routing and a
@@ -244,7 +259,13 @@ async def aprompt_records(
     else:
         router = RoutedSession(routes=routes, cache=cache, hooks={"primary": hook})
     async with router as session:
-        results = await asyncio.gather(*(_process_record(session, topic, validator, r, stats, budget) for r in records))
+        prefilled = prefilled or {}
+        results = await asyncio.gather(
+            *(
+                _process_record(session, topic, validator, r, stats, budget, prefilled.get(r["record_id"]))
+                for r in records
+            )
+        )
     return list(results), stats
 
 
@@ -256,6 +277,9 @@ def prompt_records(
     cache=None,
     budget: Budget | None = None,
     routes: dict[str, Any] | None = None,
+    prefilled: dict[str, Completion] | None = None,
 ) -> tuple[list[dict], ChunkStats]:
     """Synchronous wrapper of :func:`aprompt_records` for Airflow tasks and the CLI."""
-    return asyncio.run(aprompt_records(hook, topic, records, cache=cache, budget=budget, routes=routes))
+    return asyncio.run(
+        aprompt_records(hook, topic, records, cache=cache, budget=budget, routes=routes, prefilled=prefilled)
+    )

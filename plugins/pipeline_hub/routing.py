@@ -188,6 +188,10 @@ class RoutedSession:
             return "long_input"
         return "primary"
 
+    def store(self, messages: list[dict[str, str]], completion, **kwargs: Any) -> None:
+        """Cache an answer obtained elsewhere (a batch job) as if the primary route had given it."""
+        self.sessions["primary"].store(messages, completion, **kwargs)
+
     async def complete(self, messages: list[dict[str, str]], **kwargs: Any):
         """Send ``messages`` on the picked route; on exhausted retries, once more on ``fallback``."""
         route = self.pick(messages)

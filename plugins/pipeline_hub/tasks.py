@@ -115,6 +115,7 @@ def run_chunk(plan_uri: str) -> list[dict[str, Any]]:
             "chunk_index": c["index"],
             "chunk_records": c["records"],
             "topic_records": by_source[tp.source]["counts"]["staged"],
+            "mode": tp.mode,
         }
         for tp in plan.pending
         for c in by_source[tp.source]["chunks"]
@@ -149,22 +150,37 @@ def _topic(plan: RunPlan, name: str):
     return tp, topic
 
 
-def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
-    """Task ``prompt`` (mapped over topic × chunk): answers to ``<staging>/answers/<topic>/``."""
-    plan = RunPlan.load(item["plan_uri"])
-    _, topic = _topic(plan, item["topic"])
-    records = read_chunk(item["chunk_uri"])
-    from pipeline_hub.prompting import Budget, prompt_records
-    from pipeline_hub.providers.cache import open_cache
+def prompt_context(item: dict[str, Any]) -> tuple[RunPlan, Any, Any, list[dict], Any, Any]:
+    """What a prompt task needs for one work item: ``(plan, topic plan, topic, records, hook, budget)``.
 
-    tp = plan.topic(topic.name)
+    ``hook`` is the topic's primary route; ``budget`` is this chunk's share of the run's cap.
+    """
+    from pipeline_hub.prompting import Budget
+
+    plan = RunPlan.load(item["plan_uri"])
+    tp, topic = _topic(plan, item["topic"])
+    records = read_chunk(item["chunk_uri"])
     primary = tp.routes.get("primary") or {"conn_id": plan.llm_conn_id, "model": plan.model}
     hook = get_hook(primary["conn_id"], primary["model"])
     budget = Budget(model=hook.model)
     if plan.budget_usd is not None:
         share = item["chunk_records"] / max(1, item["topic_records"]) / max(1, len(plan.pending))
         budget = Budget(cap_usd=plan.budget_usd, allowance_usd=plan.budget_usd * share, model=hook.model)
-    results, stats = prompt_records(hook, topic, records, cache=open_cache(), budget=budget, routes=tp.routes or None)
+    return plan, tp, topic, records, hook, budget
+
+
+def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Task ``prompt`` (mapped over topic × chunk): answers to ``<staging>/answers/<topic>/``.
+
+    ``prefilled`` (record id → ``Completion``) carries answers a provider batch job already gave.
+    """
+    from pipeline_hub.prompting import prompt_records
+    from pipeline_hub.providers.cache import open_cache
+
+    plan, tp, topic, records, hook, budget = prompt_context(item)
+    results, stats = prompt_records(
+        hook, topic, records, cache=open_cache(), budget=budget, routes=tp.routes or None, prefilled=prefilled
+    )
     out = storage.join(plan.staging, "answers", topic.name)
     storage.write_jsonl(out / f"chunk-{item['chunk_index']:05d}.jsonl", results)
     summary = {
@@ -182,7 +198,9 @@ def run_prompt(item: dict[str, Any]) -> dict[str, Any]:
         "routes": stats.routes,
         # Per-record provider latency (s) of records that needed a call, for p50/p95 in the manifest.
         "record_latencies_s": [
-            round(r["usage"]["latency_s"], 4) for r in results if "usage" in r and not r["usage"]["cache_hit"]
+            round(r["usage"]["latency_s"], 4)
+            for r in results
+            if "usage" in r and not r["usage"]["cache_hit"] and r["usage"]["route"] != "batch"
         ],
         "budget": {
             "cap_usd": budget.cap_usd,

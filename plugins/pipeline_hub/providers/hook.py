@@ -277,6 +277,20 @@ class CallSession:
     async def __aexit__(self, *exc) -> None:
         await self.hook.aclose(self.client)
 
+    def key(self, messages: list[dict[str, str]], *, schema: dict[str, Any], params: dict[str, Any]) -> str:
+        """The response-cache key of this request on this session's provider and model."""
+        from pipeline_hub.providers.cache import cache_key
+
+        return cache_key(
+            provider=self.hook.provider, model=self.hook.model, params=params, messages=messages, schema=schema
+        )
+
+    def store(
+        self, messages: list[dict[str, str]], completion: Completion, *, schema: dict[str, Any], params: dict[str, Any]
+    ) -> None:
+        """Cache ``completion`` (e.g. a batch job's answer) under this request's key."""
+        self.cache.set(self.key(messages, schema=schema, params=params), completion.cacheable())
+
     async def complete(
         self,
         messages: list[dict[str, str]],
@@ -291,10 +305,8 @@ class CallSession:
         ``gate`` is asked right before a paid call is sent (after waiting for a concurrency slot);
         when it returns False, :class:`BudgetExhausted` is raised instead of calling.
         """
-        from pipeline_hub.providers.cache import cache_key
-
         hook = self.hook
-        key = cache_key(provider=hook.provider, model=hook.model, params=params, messages=messages, schema=schema)
+        key = self.key(messages, schema=schema, params=params)
         if (hit := self.cache.get(key)) is not None:
             return Completion(**{"model": hook.model, **hit, "attempts": 0, "cache_hit": True})
         if key in self._inflight:

@@ -1,0 +1,89 @@
+"""``ChunkBatchOperator``: one chunk of a batch-mode topic through the common-ai ``LLMBatchOperator``.
+
+A thin subclass: submitting, deferring, polling, re-attaching on retry and landing results are the
+provider's (``apache-airflow-providers-common-ai``). What it adds is our data contract:
+
+* it takes the work item (URIs only) instead of the prompts, and reads the rendered requests from
+  staging (:func:`pipeline_hub.batch_mode.prepare`), so no record text goes through XCom or the
+  rendered-template view;
+* it accepts our LLM connection (type ``openai``: host = base URL, password = key), presenting it to the
+  operator as the ``pydanticai`` connection its OpenAI batch adapter reads the same fields from;
+* after landing, it folds the results into the chunk's answers (:func:`pipeline_hub.batch_mode.fold`),
+  so scrub, validate and publish run as for streaming topics.
+
+The XCom value is the chunk summary (counts, tokens, cost), never the results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.common.ai.operators.llm_batch import LLMBatchOperator
+
+
+class ChunkBatchOperator(LLMBatchOperator):
+    """Answer one ``{"plan_uri", "topic", "chunk_uri", "chunk_index", ...}`` work item with a batch job.
+
+    :param item: a work item of the ``chunk`` task (mapped with ``.expand(item=...)``).
+    :param poll_interval: seconds between status checks (the operator's minimum is 30).
+    Other keyword arguments go to ``LLMBatchOperator`` (``timeout``, ``deferrable``, ...).
+    """
+
+    template_fields = ()  # the item holds URIs only; nothing to render
+
+    def __init__(self, *, item: dict[str, Any], **kwargs: Any) -> None:
+        kwargs.setdefault("deferrable", True)
+        super().__init__(requests=[], result_path="", llm_conn_id="", **kwargs)
+        self.item = item
+        self.prepared: dict[str, Any] | None = None
+
+    def _prepare(self) -> dict[str, Any]:
+        """Write (or re-write, identically) this chunk's requests and point the operator at them."""
+        from pipeline_hub import batch_mode
+        from pipeline_hub.plan import RunPlan
+        from pipeline_hub.registry import load_topic
+
+        prepared = batch_mode.prepare(self.item)
+        self.item = {**self.item, "requests_uri": prepared["requests_uri"]}
+        _, self.requests = batch_mode.load_requests(prepared["requests_uri"])
+        self.result_path = prepared["result_path"]
+        self.llm_conn_id = prepared["conn_id"]
+        self.model_id = f"openai:{prepared['model']}"
+        self.max_tokens = prepared["max_tokens"]
+        tp = RunPlan.load(self.item["plan_uri"]).topic(self.item["topic"])
+        topic = load_topic(self.item["topic"], version=tp.prompt_version)
+        self.output_type = batch_mode.output_type(topic.prompt.output_schema)
+        self.prepared = prepared
+        return prepared
+
+    def _connection(self):
+        """Our ``openai`` connection, presented as the ``pydanticai`` type the batch adapter accepts."""
+        from airflow.sdk import Connection
+
+        conn = super()._connection()
+        return Connection(
+            conn_id=conn.conn_id,
+            conn_type="pydanticai",
+            host=conn.host,
+            password=conn.password,
+            extra=conn.extra,
+        )
+
+    def _fold(self, manifest: dict[str, Any] | None) -> dict[str, Any]:
+        from pipeline_hub import batch_mode
+
+        summary = batch_mode.fold(self.item, manifest, self.prepared["model"])
+        if manifest:
+            summary["batch"].update({"batch_id": manifest.get("batch_id"), "counts": manifest.get("counts")})
+        return summary
+
+    def execute(self, context) -> dict[str, Any]:
+        prepared = self._prepare()
+        if not prepared["requests"]:  # all cached, long or over budget: nothing to submit
+            self.log.info("chunk %s: no batch requests (%s)", self.item["chunk_index"], prepared["left_out"])
+            return self._fold(None)
+        return self._fold(super().execute(context))
+
+    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+        self._prepare()  # a fresh instance after deferral: the same paths, model and schema again
+        return self._fold(super().execute_complete(context, event))

@@ -1,0 +1,110 @@
+"""Batch mode: a topic with ``provider.mode: batch`` goes through the common-ai ``LLMBatchOperator``
+(our thin ``ChunkBatchOperator``) against the stub's OpenAI Batch API over real HTTP, and its results
+fold into the same validation, scrub and publish stages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from airflow.providers.common.compat.sdk import TaskDeferred
+
+from pipeline_hub import tasks
+from pipeline_hub.config import Settings
+from pipeline_hub.providers.batch import ChunkBatchOperator
+from pipeline_hub.testing.stub_llm import FaultPlan
+
+from conftest import DS, REPO
+
+TOPIC = "industry_classification"
+
+
+@pytest.fixture
+def batch_topic(tmp_path, monkeypatch):
+    """A copy of ``include/`` where the topic runs in batch mode."""
+    include = tmp_path / "include"
+    shutil.copytree(REPO / "include", include)
+    meta_path = include / "prompts" / TOPIC / "metadata.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta_path.write_text(yaml.safe_dump({**meta, "provider": {"mode": "batch"}}))
+    monkeypatch.setenv("PIPELINE_HUB_INCLUDE_DIR", str(include))
+    return include
+
+
+def plan_items(raw_zone, out, tmp_path, run_id="manual__batch", row_limit=6):
+    settings = Settings.from_env(
+        raw_root=str(raw_zone), sanitized_root=str(out), staging_root=str(tmp_path / "staging"), llm_conn_id=None
+    )
+    found = tasks.run_discover(settings, DS, [TOPIC], None)
+    planned = tasks.run_hash(settings, found, run_id=run_id, row_limit=row_limit, llm_conn_id="llm_default")
+    return planned, tasks.run_chunk(planned["plan_uri"]) if planned["pending"] else []
+
+
+def context(run_id="manual__batch"):
+    ti = SimpleNamespace(
+        dag_id="prompt_pipeline", task_id="prompt_batch", run_id=run_id, map_index=0, xcom_push=lambda **kw: None
+    )
+    return {"task_instance": ti, "ti": ti}
+
+
+def publish(planned):
+    for step in (tasks.run_scrub, tasks.run_validate, tasks.run_publish):
+        result = step(planned["plan_uri"], TOPIC)
+    return result
+
+
+def test_batch_topic_is_answered_by_one_batch_job_and_published(stub, batch_topic, raw_zone, tmp_path):
+    out = tmp_path / "out"
+    planned, items = plan_items(raw_zone, out, tmp_path)
+    assert [i["mode"] for i in items] == ["batch"]
+    # Line 2 fails at the provider (answered by the streaming path), line 3 is malformed (one repair).
+    stub.fault_plan = FaultPlan(sequence=["ok", "500", "malformed"])
+    op = ChunkBatchOperator(task_id="prompt_batch", item=items[0], deferrable=False, poll_interval=30)
+    summary = op.execute(context())
+    assert len(stub.batches.jobs) == 1
+    job = next(iter(stub.batches.jobs.values()))
+    assert job["request_counts"] == {"total": 6, "completed": 5, "failed": 1}
+    assert summary["batch"]["rows"] == {"success": 4, "invalid_output": 1, "error": 1}
+    assert summary["ok"] == 6 and stub.calls == 6 + 2  # six batch lines, one stream call, one repair
+    batch_request = json.loads(stub.batches.files[job["input_file_id"]]["content"].splitlines()[0])
+    assert batch_request["body"]["response_format"]["type"] == "json_schema"
+    assert batch_request["body"]["model"] == "stub-model"
+
+    result = publish(planned)
+    assert result["status"] == "published" and result["published"] == 6
+    manifest = json.loads((out / "sanitized_data" / TOPIC / f"ds={DS}" / "_manifest.json").read_text())
+    assert manifest["routes"]["mode"] == "batch"
+    # The malformed answer was repaired by a streaming call, so it counts on the primary route.
+    assert manifest["usage"]["records_by_route"] == {"batch": 4, "primary": 2}
+
+    # Never pay twice: the same chunk again (e.g. a cleared task) is answered from the cache.
+    stub.reset()
+    again = ChunkBatchOperator(task_id="prompt_batch", item=items[0], deferrable=False, poll_interval=30)
+    summary = again.execute(context())
+    assert stub.calls == 0 and not stub.batches.jobs
+    assert summary["llm_calls"] == 0 and summary["ok"] == 6
+
+
+def test_deferred_batch_resumes_on_a_fresh_operator(stub, batch_topic, raw_zone, tmp_path):
+    out = tmp_path / "out"
+    planned, items = plan_items(raw_zone, out, tmp_path, row_limit=3)
+    op = ChunkBatchOperator(task_id="prompt_batch", item=items[0], poll_interval=30)
+    assert op.deferrable
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    trigger = deferred.value.trigger
+
+    async def first_event():
+        async for event in trigger.run():
+            return event
+
+    event = asyncio.run(first_event())
+    assert event.payload["status"] == "success"
+    resumed = ChunkBatchOperator(task_id="prompt_batch", item=items[0], poll_interval=30)
+    summary = getattr(resumed, deferred.value.method_name)(context(), event.payload)
+    assert summary["ok"] == 3 and summary["batch"]["batch_id"] == event.payload["batch_id"]
+    assert publish(planned)["published"] == 3
