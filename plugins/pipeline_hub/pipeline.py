@@ -6,6 +6,7 @@ DAG's order; the mapped prompt stage runs its (topic, chunk) items one after ano
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import uuid
@@ -15,6 +16,8 @@ from typing import Any
 
 from pipeline_hub import tasks
 from pipeline_hub.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +52,7 @@ def run_pipeline(
     ``quarantine/``. Staging defaults to a temporary local directory removed afterwards. A topic that
     fails its quality gate is quarantined and reported in ``failed``; other topics still publish.
     ``budget_usd`` caps the run's LLM spend: records beyond it are quarantined as ``budget_exceeded``.
+    Topics in batch mode are called streaming here: provider batch jobs need the DAG's deferrable operator.
     """
     started = time.monotonic()
     run_id = run_id or f"manual__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
@@ -68,6 +72,8 @@ def run_pipeline(
         result.skipped = planned["skipped"]
         if planned["pending"]:
             for item in tasks.run_chunk(planned["plan_uri"]):
+                if item["mode"] == "batch" and item["chunk_index"] == 0:
+                    log.info("topic %s is in batch mode: in-process runs call it streaming", item["topic"])
                 tasks.run_prompt(item)
             for topic in planned["pending"]:
                 tasks.run_scrub(planned["plan_uri"], topic)
