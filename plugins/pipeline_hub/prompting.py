@@ -269,17 +269,6 @@ async def aprompt_records(
     return list(results), stats
 
 
-def prompt_records(
-    hook,
-    topic: Topic,
-    records: list[dict],
-    *,
-    cache=None,
-    budget: Budget | None = None,
-    routes: dict[str, Any] | None = None,
-    prefilled: dict[str, Completion] | None = None,
-) -> tuple[list[dict], ChunkStats]:
-    """Synchronous wrapper of :func:`aprompt_records` for Airflow tasks and the CLI."""
-    return asyncio.run(
-        aprompt_records(hook, topic, records, cache=cache, budget=budget, routes=routes, prefilled=prefilled)
-    )
+def prompt_records(hook, topic: Topic, records: list[dict], **options: Any) -> tuple[list[dict], ChunkStats]:
+    """Synchronous wrapper of :func:`aprompt_records` (same ``options``) for Airflow tasks and the CLI."""
+    return asyncio.run(aprompt_records(hook, topic, records, **options))

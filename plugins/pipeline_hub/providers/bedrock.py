@@ -33,9 +33,8 @@ from airflow.providers.amazon.aws.hooks.bedrock import BedrockRuntimeHook
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from pipeline_hub.providers.hook import CallSession, Completion, ProviderError
+from pipeline_hub.providers.hook import ChatHookMixin, Completion, ProviderError
 
 RETRYABLE_CODES = {
     "ThrottlingException",
@@ -77,8 +76,10 @@ def inference_config(params: dict[str, Any]) -> dict[str, Any]:
     return {names[k]: v for k, v in params.items() if k in names and v is not None}
 
 
-class BedrockLLMHook(BedrockRuntimeHook):
+class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
     """Chat completions with structured JSON output over an ``aws`` connection (see module docstring)."""
+
+    kind = "Bedrock"
 
     def __init__(self, conn_id: str = "aws_default", model: str | None = None, **kwargs: Any) -> None:
         self.conn_id = conn_id
@@ -90,29 +91,9 @@ class BedrockLLMHook(BedrockRuntimeHook):
         return dict(self.get_connection(self.conn_id).extra_dejson or {})
 
     @property
-    def model(self) -> str:
-        """The topic's model override, else the connection's ``model`` extra."""
-        model = self.model_override or self.extras.get("model")
-        if not model:
-            raise ProviderError(f"Bedrock connection '{self.conn_id}': set the model in the connection extra 'model'")
-        return str(model)
-
-    @property
     def provider(self) -> str:
         """Where calls go, for cache keys and manifests: the endpoint URL, else ``bedrock:<region>``."""
         return self.extras.get("endpoint_url") or f"bedrock:{self.extras.get('region_name', 'default')}"
-
-    @property
-    def max_concurrency(self) -> int:
-        return max(1, int(self.extras.get("max_concurrency", 4)))
-
-    @property
-    def timeout(self) -> float:
-        return float(self.extras.get("timeout", 120))
-
-    @property
-    def max_retries(self) -> int:
-        return int(self.extras.get("max_retries", 4))
 
     @staticmethod
     def is_retryable(exc: BaseException) -> bool:
@@ -123,10 +104,6 @@ class BedrockLLMHook(BedrockRuntimeHook):
             status = _status(exc) or 0
             return _code(exc) in RETRYABLE_CODES or status == 429 or status >= 500
         return False
-
-    def session(self, cache=None) -> CallSession:
-        """A :class:`~pipeline_hub.providers.hook.CallSession` for one task; close it with ``async with``."""
-        return CallSession(self, cache)
 
     def get_async_client(self):
         """``(boto3 bedrock-runtime client, executor)``; botocore's retries are off (ours are tenacity's)."""
@@ -182,22 +159,11 @@ class BedrockLLMHook(BedrockRuntimeHook):
         }
         if system:
             request["system"] = system
-        jitter = wait_random_exponential(multiplier=0.5, max=30)
-
-        def wait(retry_state) -> float:
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            return max(jitter(retry_state), _boto_retry_after(exc) or 0.0)
-
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(self.is_retryable),
-                wait=wait,
-                stop=stop_after_attempt(self.max_retries + 1),
-                reraise=True,
-            ):
+            async for attempt in self.retrying(_boto_retry_after):
                 with attempt:
                     attempts += 1
                     response = await loop.run_in_executor(executor, lambda: boto_client.converse(**request))

@@ -98,7 +98,60 @@ def _retry_after(exc: BaseException | None) -> float | None:
         return None
 
 
-class LLMHook(OpenAIHook):
+class ChatHookMixin:
+    """What every chat hook shares: model and limits from the connection's extras, the call session and
+    the retry policy. A hook provides ``conn_id``, ``extras``, ``provider``, ``is_retryable``,
+    ``get_async_client``, ``aclose`` and ``acomplete``; :class:`CallSession` needs nothing else.
+    """
+
+    kind = "LLM"  # how error messages name the connection
+    model_override: str | None = None
+
+    @property
+    def model(self) -> str:
+        """The topic's model override, else the connection's ``model`` extra."""
+        model = self.model_override or self.extras.get("model")
+        if not model:
+            raise ProviderError(
+                f"{self.kind} connection '{self.conn_id}': set the model in the connection extra 'model'"
+            )
+        return str(model)
+
+    @property
+    def max_concurrency(self) -> int:
+        return max(1, int(self.extras.get("max_concurrency", 4)))
+
+    @property
+    def timeout(self) -> float:
+        return float(self.extras.get("timeout", 120))
+
+    @property
+    def max_retries(self) -> int:
+        return int(self.extras.get("max_retries", 4))
+
+    def session(self, cache=None) -> CallSession:
+        """A :class:`CallSession` for one task (one event loop); close it with ``async with``."""
+        return CallSession(self, cache)
+
+    def retrying(self, retry_after: Callable[[BaseException | None], float | None]) -> AsyncRetrying:
+        """The retry policy: ``is_retryable`` errors, up to ``max_retries`` times, exponential backoff with full
+        jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"), waiting at least ``retry_after(exc)``
+        (the server's ``Retry-After``); the last error is re-raised when retries are exhausted."""
+        jitter = wait_random_exponential(multiplier=0.5, max=30)
+
+        def wait(retry_state) -> float:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            return max(jitter(retry_state), retry_after(exc) or 0.0)
+
+        return AsyncRetrying(
+            retry=retry_if_exception(self.is_retryable),
+            wait=wait,
+            stop=stop_after_attempt(self.max_retries + 1),
+            reraise=True,
+        )
+
+
+class LLMHook(ChatHookMixin, OpenAIHook):
     """Chat completions with structured JSON output over an ``openai`` connection (see module docstring)."""
 
     default_conn_name = "llm_default"
@@ -122,14 +175,6 @@ class LLMHook(OpenAIHook):
         return _is_retryable(exc)
 
     @property
-    def model(self) -> str:
-        """The topic's model override, else the connection's ``model`` extra."""
-        model = self.model_override or self.extras.get("model")
-        if not model:
-            raise ProviderError(f"LLM connection '{self.conn_id}': set the model in the connection extra 'model'")
-        return str(model)
-
-    @property
     def dialect(self) -> str:
         dialect = self.extras.get("structured_output", "json_schema")
         if dialect not in DIALECTS:
@@ -140,18 +185,6 @@ class LLMHook(OpenAIHook):
     def provider(self) -> str:
         """Where the connection points: its base URL without credentials (for manifests)."""
         return self.connection.host or "https://api.openai.com/v1"
-
-    @property
-    def max_concurrency(self) -> int:
-        return max(1, int(self.extras.get("max_concurrency", 4)))
-
-    @property
-    def timeout(self) -> float:
-        return float(self.extras.get("timeout", 120))
-
-    @property
-    def max_retries(self) -> int:
-        return int(self.extras.get("max_retries", 4))
 
     def response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
         """The ``response_format`` request field for ``schema`` in this connection's dialect.
@@ -176,10 +209,6 @@ class LLMHook(OpenAIHook):
             api_key=api_key, base_url=base_url, max_retries=0, timeout=self.timeout, **client_kwargs
         )
 
-    def session(self, cache=None) -> CallSession:
-        """A :class:`CallSession` for one task (one event loop); close it with ``async with``."""
-        return CallSession(self, cache)
-
     async def acomplete(
         self,
         client: openai.AsyncOpenAI,
@@ -191,28 +220,16 @@ class LLMHook(OpenAIHook):
     ) -> Completion:
         """Send one chat completion asking for JSON matching ``schema``.
 
-        Retries 429, 5xx, timeouts and connection errors with exponential backoff and full jitter
-        (AWS Architecture Blog, "Exponential Backoff and Jitter"), waiting at least ``Retry-After``
-        when the server sends it. Raises :class:`ProviderError` at once on 401/403/404, and
+        Retries 429, 5xx, timeouts and connection errors (:meth:`ChatHookMixin.retrying`), waiting at
+        least ``Retry-After`` when the server sends it. Raises :class:`ProviderError` at once on 401/403/404, and
         ``openai.BadRequestError`` on other 4xx (the request itself cannot succeed); re-raises the
         last error when retries are exhausted.
         """
         params = dict(params or {})
-        jitter = wait_random_exponential(multiplier=0.5, max=30)
-
-        def wait(retry_state) -> float:
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            return max(jitter(retry_state), _retry_after(exc) or 0.0)
-
         started = time.monotonic()
         attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_is_retryable),
-                wait=wait,
-                stop=stop_after_attempt(self.max_retries + 1),
-                reraise=True,
-            ):
+            async for attempt in self.retrying(_retry_after):
                 with attempt:
                     attempts += 1
                     response = await client.chat.completions.create(
