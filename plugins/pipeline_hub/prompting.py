@@ -258,14 +258,22 @@ async def aprompt_records(
         router = RoutedSession.single(hook, cache)
     else:
         router = RoutedSession(routes=routes, cache=cache, hooks={"primary": hook})
-    async with router as session:
-        prefilled = prefilled or {}
-        results = await asyncio.gather(
-            *(
-                _process_record(session, topic, validator, r, stats, budget, prefilled.get(r["record_id"]))
-                for r in records
+    prefilled = prefilled or {}
+    results: list[dict[str, Any] | None] = [None] * len(records)
+    pending = iter(enumerate(records))
+
+    async def worker() -> None:
+        # Workers take records one at a time, so rendering interleaves with I/O instead of every
+        # record being rendered before the first request leaves.
+        for i, record in pending:
+            results[i] = await _process_record(
+                session, topic, validator, record, stats, budget, prefilled.get(record["record_id"])
             )
-        )
+
+    async with router as session:
+        # Twice the connections' concurrency: while one set waits on the network, the next is ready.
+        workers = 2 * sum(hook.max_concurrency for hook in session.hooks.values())
+        await asyncio.gather(*(worker() for _ in range(min(len(records), workers))))
     return list(results), stats
 
 

@@ -163,7 +163,7 @@ class StubLLMServer:
 
     def start(self) -> StubLLMServer:
         handler = type("Handler", (_Handler,), {"stub": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server = _Server((self.host, self.port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="stub-llm", daemon=True)
@@ -321,14 +321,23 @@ class StubLLMServer:
         return json.dumps(instance_for(schema, str(messages[-1].get("content", ""))) if schema else {})
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) drops SYNs when a client opens dozens of connections at once,
+    # which then wait a 1 s retransmit: a stall real providers do not have.
+    request_queue_size = 256
+
+
 class _Handler(BaseHTTPRequestHandler):
     stub: StubLLMServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms Nagle / delayed-ACK stall
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None, count: bool = True
+    ) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -337,8 +346,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-        with self.stub._lock:
-            self.stub.calls_by_status[status] += 1
+        if count:
+            with self.stub._lock:
+                self.stub.calls_by_status[status] += 1
 
     def _error(self, status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> None:
         self._send(status, {"error": {"message": message, "type": kind, "code": str(status)}}, headers)
@@ -347,7 +357,12 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0].rstrip("/")
         batches = self.stub.batches
         if path in ("/health", "/v1/health"):
-            self._send(200, {"status": "ok"})
+            self._send(200, {"status": "ok"}, count=False)
+        elif path == "/stats":  # counters, for a client in another process (benchmarks)
+            with self.stub._lock:
+                by_status = {str(k): v for k, v in self.stub.calls_by_status.items()}
+                stats = {"calls": self.stub.calls, "by_status": by_status}
+            self._send(200, stats, count=False)
         elif path == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": self.stub.model, "object": "model"}]})
         elif path == "/v1/batches":
@@ -485,8 +500,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute before 429")
+    parser.add_argument("--rate-429", type=float, default=0.0, help="share of calls answered 429")
+    parser.add_argument("--rate-500", type=float, default=0.0, help="share of calls answered 500")
+    parser.add_argument("--rate-malformed", type=float, default=0.0, help="share of answers cut in half")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     server = StubLLMServer(args.host, args.port, latency_s=args.latency, rpm_limit=args.rpm).start()
+    server.fault_plan = FaultPlan(
+        rate_429=args.rate_429, rate_500=args.rate_500, rate_malformed=args.rate_malformed, seed=args.seed
+    )
+    server._rng = random.Random(args.seed)
     print(f"stub LLM on {server.base_url}", flush=True)
     try:
         threading.Event().wait()
