@@ -62,6 +62,29 @@ def test_401_fails_fast_naming_the_connection(stub):
     assert stub.calls == 1
 
 
+def test_403_fails_fast_and_400_is_not_retried(stub):
+    stub.fault_plan = FaultPlan(always_status=403)
+    with pytest.raises(ProviderError, match="403"):
+        complete(LLMHook())
+    stub.reset()
+    stub.fault_plan = FaultPlan(sequence=["400"])
+    with pytest.raises(openai.BadRequestError):
+        complete(LLMHook())
+    assert stub.calls == 1
+
+
+def test_connection_errors_are_retried(monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(f"http://127.0.0.1:{port}/v1", max_retries=2))
+    with pytest.raises(openai.APIConnectionError):
+        complete(LLMHook())
+    assert LLMHook.is_retryable(openai.APIConnectionError(request=None))
+
+
 def test_retries_exhausted_raise_so_airflow_retries_the_task(stub):
     stub.fault_plan = FaultPlan(rate_500=1.0)
     with pytest.raises(openai.InternalServerError, match="internal error"):
