@@ -50,8 +50,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check plugins dags tests
-	$(BIN)/ruff format --check plugins dags tests
+	$(BIN)/ruff check plugins dags tests benchmarks
+	$(BIN)/ruff format --check plugins dags tests benchmarks
 
 services-up: install
 	$(BIN)/pipeline-hub services up

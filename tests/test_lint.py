@@ -5,7 +5,7 @@ import sys
 
 from conftest import REPO
 
-TARGETS = ["plugins", "dags", "tests"]
+TARGETS = ["plugins", "dags", "tests", "benchmarks"]
 
 
 def test_ruff_check():

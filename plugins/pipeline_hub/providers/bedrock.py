@@ -23,8 +23,10 @@ guide (``total_max_attempts`` counts the first attempt; ``max_attempts`` does no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any
@@ -130,8 +132,11 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
         schema: dict[str, Any],
         schema_name: str,
         params: dict[str, Any] | None = None,
+        slot: Callable[[], Any] = contextlib.nullcontext,
     ) -> Completion:
         """Send one Converse request forcing the tool ``schema_name`` whose input schema is ``schema``.
+
+        ``slot()`` is entered around each attempt (the session's concurrency and rate limits).
 
         Retries as :meth:`is_retryable` says, with exponential backoff and full jitter; raises
         :class:`ProviderError` naming the connection on 401/403/404, and botocore's ``ClientError`` on
@@ -166,7 +171,8 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
             async for attempt in self.retrying(_boto_retry_after):
                 with attempt:
                     attempts += 1
-                    response = await loop.run_in_executor(executor, lambda: boto_client.converse(**request))
+                    async with slot():
+                        response = await loop.run_in_executor(executor, lambda: boto_client.converse(**request))
         except ClientError as exc:
             if _status(exc) in FATAL_STATUS:
                 raise ProviderError(

@@ -136,14 +136,14 @@ class StubLLMServer:
     ) -> None:
         self.host, self.port = host, port
         self.latency_s = latency_s
-        self.fault_plan = fault_plan or FaultPlan()
-        self.responder = responder
         self.rpm_limit = rpm_limit
         self.model = model
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
+        self.fault_plan = fault_plan or FaultPlan()
+        self.responder = responder
 
     def reset(self) -> None:
         """Zero the counters, drop recorded requests, clear responder and faults."""
@@ -152,10 +152,19 @@ class StubLLMServer:
             self.calls_by_status: Counter = Counter()
             self.requests: list[dict[str, Any]] = []
             self._window: deque[float] = deque()
-            self._rng = random.Random(self.fault_plan.seed)
             self.batches = StubBatches(self)
         self.responder = None
         self.fault_plan = FaultPlan()
+
+    @property
+    def fault_plan(self) -> FaultPlan:
+        return self._fault_plan
+
+    @fault_plan.setter
+    def fault_plan(self, plan: FaultPlan) -> None:
+        """Setting a plan also reseeds its random draws, so a run is reproducible from ``plan.seed``."""
+        self._fault_plan = plan
+        self._rng = random.Random(plan.seed)
 
     @property
     def base_url(self) -> str:
@@ -509,7 +518,6 @@ def main() -> None:
     server.fault_plan = FaultPlan(
         rate_429=args.rate_429, rate_500=args.rate_500, rate_malformed=args.rate_malformed, seed=args.seed
     )
-    server._rng = random.Random(args.seed)
     print(f"stub LLM on {server.base_url}", flush=True)
     try:
         threading.Event().wait()

@@ -1,0 +1,577 @@
+"""Fan-out benchmark: how close one prompt task's LLM caller gets to the throughput limit.
+
+Run by hand, never as part of the test suite (``tests/test_benchmark_smoke.py`` only checks behaviour)::
+
+    .venv/bin/python benchmarks/fanout.py                        # every scenario, defaults below (~3 min)
+    .venv/bin/python benchmarks/fanout.py --scenario faults --records 500 --json
+
+What runs: the stub OpenAI-compatible server (:class:`pipeline_hub.testing.stub_llm.StubLLMServer`) in a
+child process of its own (so its threads do not share our GIL), answering every chat request after a
+fixed latency, optionally with a server-side requests-per-minute limit (429 beyond it) and injected
+faults. N distinct records of the ``industry_classification`` topic go through
+:func:`pipeline_hub.prompting.prompt_records` — the code one ``prompt`` task of the DAG runs: asyncio,
+at most ``max_concurrency`` requests in flight, the connection's ``requests_per_minute`` pacing, retries
+with full jitter honouring ``Retry-After``, one repair request for an invalid answer, quarantine with a
+reason — over an ``openai`` Airflow connection given as ``AIRFLOW_CONN_LLM_BENCH``.
+
+What is measured, per scenario:
+
+* achieved records/s = N / wall-clock seconds of ``prompt_records``;
+* ideal records/s = min(concurrency / latency, RPM / 60): with every one of ``concurrency`` slots always
+  busy with a request taking ``latency`` seconds, no client can do better, nor faster than the rate
+  limit allows; their ratio (achieved / ideal);
+* calls the stub received and the HTTP statuses it sent (429s included), published / quarantined
+  records by reason and whether they add up to N;
+* CPU milliseconds per record in the benchmark process (the client: one task's event loop on one
+  core) and per call in the stub process, to tell a CPU-bound client from a slow server.
+
+Scenarios (defaults; every number is a flag):
+
+``throughput``
+    2 000 records, 200 ms latency, concurrency 32, no rate limit: ideal 32 / 0.2 = 160 records/s.
+    Uses a disk response cache in a temporary directory, as a deployment does (the default).
+``rpm``
+    600 records (about 60 s), same latency and concurrency, RPM limit 600 on the stub and in the
+    connection: ideal 600 / 60 = 10 records/s; the stub's 429s show whether we provoked any.
+``faults``
+    2 000 records, 10 % of calls answered 429 and 10 % 500 (20 % failing), 5 % malformed (truncated)
+    answers: every record must end published or quarantined with a reason.
+``rerun``
+    the ``throughput`` records again with the same cache against a fresh stub: expect zero calls.
+``mapped``
+    for comparison, M = 50 records as one mapped Airflow task per record — the pattern of ``@task.llm``
+    with ``.expand`` — each task instance one synchronous call through ``LLMHook.get_conn()``, run by
+    ``dag.test()`` on a throw-away SQLite metadata database. ``dag.test()`` runs task instances one
+    after another, so its ideal is 1 / latency; the per-task overhead it reports is what each task
+    instance costs beyond its call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "plugins") not in sys.path:
+    sys.path.insert(0, str(REPO / "plugins"))
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+CONN_ID = "llm_bench"
+TOPIC = "industry_classification"
+SCENARIOS = ("throughput", "rpm", "faults", "rerun", "mapped")
+# Loggers that write one line per HTTP request at INFO: kept quiet so the table stays readable.
+CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai")
+
+
+# --- the stub, in a process of its own ------------------------------------------------------------------
+
+
+# The child: a StubLLMServer started from a JSON config (argv[1]); prints its base URL, then answers each
+# "stats" line on stdin with one JSON line; stops at "stop" or end of input.
+STUB_SERVER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pipeline_hub.testing.stub_llm import FaultPlan, StubLLMServer
+
+    config = json.loads(sys.argv[1])
+    plan = FaultPlan(seed=config["seed"], **config["faults"])
+    server = StubLLMServer(
+        port=config["port"], latency_s=config["latency_s"], rpm_limit=config["rpm_limit"], fault_plan=plan
+    )
+    server.start()
+    print(server.base_url, flush=True)
+    for line in sys.stdin:
+        if line.strip() != "stats":
+            break
+        with server._lock:
+            stats = {"calls": server.calls, "by_status": {str(k): v for k, v in server.calls_by_status.items()}}
+        print(json.dumps({**stats, "cpu_s": time.process_time()}), flush=True)
+    server.stop()
+    """
+)
+
+
+class StubProcess:
+    """The stub server in a child process: ``base_url``, ``stats()``; use as a context manager.
+
+    A process of its own, so the server's threads do not compete with the client for one GIL.
+    ``faults`` are :class:`~pipeline_hub.testing.stub_llm.FaultPlan` fields (``rate_429``, ``rate_500``,
+    ``rate_malformed``, ``rate_timeout``, ``retry_after_s``); ``rpm_limit`` answers 429 beyond that many
+    requests in 60 s. ``port`` 0 picks a free one; pass a fixed port to get the same base URL again (it is
+    part of the response-cache key).
+    """
+
+    def __init__(
+        self, latency_s: float = 0.0, rpm_limit: int | None = None, seed: int = 0, port: int = 0, **faults: float
+    ) -> None:
+        self.config = {"port": port, "latency_s": latency_s, "rpm_limit": rpm_limit, "seed": seed, "faults": faults}
+        self.base_url = ""
+
+    def __enter__(self) -> StubProcess:
+        plugins = str(REPO / "plugins")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")]))}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", STUB_SERVER, json.dumps(self.config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        self.base_url = self._proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            self.__exit__()
+            raise RuntimeError(f"the stub LLM process did not start (exit code {self._proc.returncode})")
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        """``{"calls", "by_status": {"200": n, ...}, "cpu_s"}`` so far (chat requests, statuses sent, CPU)."""
+        self._proc.stdin.write("stats\n")
+        self._proc.stdin.flush()
+        return json.loads(self._proc.stdout.readline())
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._proc.stdin.write("stop\n")
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.terminate()
+            self._proc.wait(5)
+        self._proc.stdout.close()
+
+
+# --- the fan-out -----------------------------------------------------------------------------------------
+
+
+def connection_json(
+    base_url: str, concurrency: int, rpm: int | None = None, max_retries: int = 6, timeout: float = 30
+) -> str:
+    """``AIRFLOW_CONN_*`` JSON of an ``openai`` connection to the stub with these limits."""
+    extra: dict[str, Any] = {
+        "model": "stub-model",
+        "structured_output": "json_schema",
+        "max_concurrency": concurrency,
+        "max_retries": max_retries,
+        "timeout": timeout,
+    }
+    if rpm:
+        extra["requests_per_minute"] = rpm
+    return json.dumps({"conn_type": "openai", "host": base_url, "password": "sk-bench-stub", "extra": extra})
+
+
+def make_records(n: int, prefix: str = "Company") -> list[dict[str, Any]]:
+    """``n`` distinct company records (distinct, so the in-batch dedup does not collapse them)."""
+    return [
+        {
+            "record_id": str(i),
+            "source_uri": "file:///bench/companies.csv",
+            "position": i + 2,
+            "fields": {"name": f"{prefix} {i}", "headquarters": f"City {i % 97}"},
+        }
+        for i in range(n)
+    ]
+
+
+def ideal_rate(concurrency: int, latency_s: float, rpm: int | None = None) -> float | None:
+    """min(concurrency / latency, RPM / 60) in records/s; None when neither bounds it (no latency, no RPM)."""
+    bounds = [concurrency / latency_s] if latency_s > 0 else []
+    if rpm:
+        bounds.append(rpm / 60)
+    return min(bounds) if bounds else None
+
+
+def outcome_counts(records: list[dict], results: list[dict]) -> dict[str, Any]:
+    """Published / quarantined (by reason) counts of ``results`` and whether they account for every record.
+
+    ``conserved`` holds when each input record has exactly one result, each result is ``ok`` or
+    ``quarantined`` with a non-empty reason, and published + quarantined == records.
+    """
+    statuses = Counter(r.get("status") for r in results)
+    reasons = Counter(r.get("reason") or "(no reason)" for r in results if r.get("status") == "quarantined")
+    published, quarantined = statuses.get("ok", 0), statuses.get("quarantined", 0)
+    conserved = (
+        sorted(r["record_id"] for r in results) == sorted(r["record_id"] for r in records)
+        and published + quarantined == len(records)
+        and "(no reason)" not in reasons
+    )
+    return {
+        "published": published,
+        "quarantined": quarantined,
+        "quarantined_by_reason": dict(sorted(reasons.items())),
+        "conserved": conserved,
+        "published_pct": round(100 * published / len(records), 2) if records else None,
+    }
+
+
+def quiet_logs() -> None:
+    """Silence per-request INFO lines of the HTTP client (they would flood the output)."""
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_fanout(
+    records: list[dict],
+    *,
+    latency_s: float,
+    concurrency: int,
+    rpm: int | None = None,
+    stub_rpm: int | None = None,
+    faults: dict[str, float] | None = None,
+    cache_dir: str | None = None,
+    max_retries: int = 6,
+    seed: int = 0,
+    port: int = 0,
+) -> dict[str, Any]:
+    """Send ``records`` through ``prompt_records`` against a fresh stub; return the measured row.
+
+    ``rpm`` is the connection's ``requests_per_minute`` (client-side pacing), ``stub_rpm`` the stub's
+    limit (429 beyond it); ``cache_dir`` a disk response cache (None: no cache). The cache key holds the
+    connection's base URL, so a rerun meant to hit the cache needs the same ``port``. A chunk that
+    raises (retries exhausted) is reported in ``error`` instead of counts.
+    """
+    from pipeline_hub.prompting import prompt_records
+    from pipeline_hub.providers import LLMHook
+    from pipeline_hub.providers.cache import open_cache
+    from pipeline_hub.registry import load_topic
+
+    quiet_logs()
+    topic = load_topic(TOPIC)
+    cache = open_cache(f"disk:{cache_dir}" if cache_dir else "off")
+    error, results, stats = None, [], None
+    env_name = f"AIRFLOW_CONN_{CONN_ID.upper()}"
+    previous = os.environ.get(env_name)
+    with StubProcess(latency_s, stub_rpm, seed, port, **(faults or {})) as stub:
+        os.environ[env_name] = connection_json(stub.base_url, concurrency, rpm, max_retries)
+        try:
+            hook = LLMHook(CONN_ID)
+            before = stub.stats()
+            cpu, started = time.process_time(), time.perf_counter()
+            try:
+                results, stats = prompt_records(hook, topic, records, cache=cache)
+            except Exception as exc:  # a chunk that gives up raises: report it, do not hide it
+                error = f"{type(exc).__name__}: {exc}"
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            after = stub.stats()
+        finally:
+            if previous is None:
+                os.environ.pop(env_name, None)
+            else:
+                os.environ[env_name] = previous
+    calls = after["calls"] - before["calls"]
+    by_status = {k: v - before["by_status"].get(k, 0) for k, v in sorted(after["by_status"].items())}
+    ideal = ideal_rate(concurrency, latency_s, min(filter(None, (rpm, stub_rpm)), default=None))
+    achieved = len(records) / elapsed if elapsed > 0 else None
+    row: dict[str, Any] = {
+        "records": len(records),
+        "seconds": round(elapsed, 2),
+        "records_per_s": round(achieved, 1) if achieved else None,
+        "ideal_per_s": round(ideal, 1) if ideal else None,
+        "ratio": round(achieved / ideal, 3) if achieved and ideal else None,
+        "calls": calls,
+        "calls_per_record": round(calls / len(records), 3) if records else None,
+        "http_status": {k: v for k, v in by_status.items() if v},
+        "http_429": by_status.get("429", 0),
+        **outcome_counts(records, results),
+        "cache_hits": stats.cache_hits if stats else None,
+        "client_calls": stats.calls if stats else None,
+        # Mean time inside the hook per paid request (stub latency + client queueing + backoff waits).
+        "call_ms_mean": round(1000 * stats.latency_s / stats.calls, 1) if stats and stats.calls else None,
+        "client_cpu_ms_per_record": round(1000 * cpu / len(records), 2) if records else None,
+        "stub_cpu_ms_per_call": round(1000 * (after["cpu_s"] - before["cpu_s"]) / calls, 2) if calls else None,
+        "error": error,
+    }
+    if error:
+        row["conserved"] = False
+    return row
+
+
+# --- one mapped task per record --------------------------------------------------------------------------
+
+MAPPED_DAG = textwrap.dedent(
+    '''
+    """One mapped task instance per record, one synchronous call each: the ``@task.llm`` + ``.expand`` pattern."""
+    import os
+
+    import pendulum
+    from airflow.sdk import dag, task
+
+
+    @dag(dag_id="bench_mapped", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), catchup=False)
+    def bench_mapped():
+        @task
+        def records() -> list[int]:
+            return list(range(int(os.environ["BENCH_MAPPED_RECORDS"])))
+
+        @task
+        def classify(i: int) -> str:
+            import json
+
+            import jsonschema
+
+            from pipeline_hub.prompting import build_variables
+            from pipeline_hub.providers import LLMHook
+            from pipeline_hub.registry import load_topic
+
+            topic = load_topic("industry_classification")
+            hook = LLMHook(os.environ["BENCH_CONN_ID"])
+            record = {"fields": {"name": f"Company {i}", "headquarters": f"City {i % 97}"}}
+            variables, _, _ = build_variables(topic, record)
+            schema = topic.prompt.output_schema
+            response = hook.get_conn().chat.completions.create(
+                model=hook.model,
+                messages=topic.prompt.render(variables),
+                extra_body={"response_format": hook.response_format(schema, topic.name)},
+                **topic.prompt.model_params,
+            )
+            jsonschema.validate(json.loads(response.choices[0].message.content), schema)
+            return "ok"
+
+        classify.expand(i=records())
+
+
+    DAG = bench_mapped()
+    '''
+)
+
+MAPPED_RUNNER = textwrap.dedent(
+    """
+    import importlib.util, json, sys, time
+    spec = importlib.util.spec_from_file_location("bench_mapped", sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    started = time.perf_counter()
+    run = module.DAG.test()
+    print("BENCH_RESULT " + json.dumps({"seconds": time.perf_counter() - started, "state": str(run.state)}))
+    """
+)
+
+
+def run_mapped(m: int, *, latency_s: float, seed: int = 0) -> dict[str, Any]:
+    """``m`` records as ``m`` mapped task instances of a throw-away DAG under ``dag.test()``; the measured row.
+
+    Airflow runs in a child process with ``AIRFLOW_HOME`` in a temporary directory (SQLite, migrated
+    first); records/s counts the whole ``dag.test()``, the per-task overhead is the mapped task
+    instances' span / m minus the call latency.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home, StubProcess(latency_s, seed=seed) as stub:
+        dags = Path(home) / "dags"
+        dags.mkdir()
+        (dags / "bench_mapped.py").write_text(MAPPED_DAG)
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            f"AIRFLOW_CONN_{CONN_ID.upper()}": connection_json(stub.base_url, 1),
+            "BENCH_CONN_ID": CONN_ID,
+            "BENCH_MAPPED_RECORDS": str(m),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "plugins"), os.environ.get("PYTHONPATH")])),
+        }
+        migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True)
+        if migrate.returncode:
+            output = migrate.stdout.decode()[-3000:] + migrate.stderr.decode()[-3000:]
+            raise RuntimeError("airflow db migrate failed:\n" + output)
+        before = stub.stats()
+        run = subprocess.run(
+            [sys.executable, "-c", MAPPED_RUNNER, str(dags / "bench_mapped.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=max(600, 10 * m),
+        )
+        after = stub.stats()
+        marker = next((line for line in run.stdout.splitlines() if line.startswith("BENCH_RESULT ")), None)
+        if run.returncode or marker is None:
+            raise RuntimeError("dag.test() failed:\n" + run.stdout[-3000:] + run.stderr[-3000:])
+        result = json.loads(marker.removeprefix("BENCH_RESULT "))
+        db = sqlite3.connect(Path(home) / "airflow.db")
+        try:
+            states = dict(
+                db.execute("SELECT state, count(*) FROM task_instance WHERE task_id = 'classify' GROUP BY state")
+            )
+            first, last = db.execute(
+                "SELECT min(start_date), max(end_date) FROM task_instance WHERE task_id = 'classify'"
+            ).fetchone()
+        finally:
+            db.close()
+    if not (first and last):
+        raise RuntimeError(f"dag.test() ran no mapped task instance (DAG run {result['state']})")
+    span = (datetime.datetime.fromisoformat(last) - datetime.datetime.fromisoformat(first)).total_seconds()
+    calls = after["calls"] - before["calls"]
+    ideal = ideal_rate(1, latency_s)
+    achieved = m / result["seconds"]
+    return {
+        "records": m,
+        "seconds": round(result["seconds"], 2),
+        "records_per_s": round(achieved, 2),
+        "ideal_per_s": round(ideal, 1) if ideal else None,
+        "ratio": round(achieved / ideal, 3) if ideal else None,
+        "calls": calls,
+        "http_status": {k: v - before["by_status"].get(k, 0) for k, v in sorted(after["by_status"].items())},
+        "http_429": after["by_status"].get("429", 0) - before["by_status"].get("429", 0),
+        "published": states.get("success", 0),
+        "quarantined": 0,
+        "quarantined_by_reason": {},
+        "conserved": states.get("success", 0) == m,
+        "published_pct": round(100 * states.get("success", 0) / m, 2),
+        "dag_state": result["state"],
+        "task_states": states,
+        "mapped_span_s": round(span, 2),
+        "per_task_overhead_ms": round(1000 * (span / m - latency_s), 1),
+        "error": None,
+    }
+
+
+# --- command line ----------------------------------------------------------------------------------------
+
+
+def run_scenarios(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Run the chosen scenarios in order (``rerun`` first runs ``throughput`` if it was not chosen)."""
+    chosen = [s for s in SCENARIOS if s in set(args.scenario or SCENARIOS)]
+    faults = {"rate_429": args.rate_429, "rate_500": args.rate_500, "rate_malformed": args.rate_malformed}
+    if args.retry_after is not None:
+        faults["retry_after_s"] = args.retry_after
+    common = {
+        "latency_s": args.latency,
+        "concurrency": args.concurrency,
+        "max_retries": args.max_retries,
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-llm-cache-") as cache_dir:
+        batch = make_records(args.records)
+        cached = {"cache_dir": cache_dir, "port": free_port(), "seed": args.seed}  # rerun: same URL, same cache
+        for name in chosen:
+            progress(f"{name}: running")
+            if name == "throughput":
+                rows[name] = run_fanout(batch, **cached, **common)
+            elif name == "rpm":
+                rpm_batch = make_records(args.rpm_records, prefix="Paced Company")
+                rows[name] = run_fanout(rpm_batch, rpm=args.rpm, stub_rpm=args.rpm, seed=args.seed, **common)
+            elif name == "faults":
+                fault_batch = make_records(args.records, prefix="Faulty Company")
+                rows[name] = run_fanout(fault_batch, faults=faults, seed=args.seed, **common)
+            elif name == "rerun":
+                if "throughput" not in rows:
+                    run_fanout(batch, **cached, **common)
+                rows[name] = {**run_fanout(batch, **cached, **common), "ideal_per_s": None, "ratio": None}
+            elif name == "mapped":
+                rows[name] = run_mapped(args.mapped_records, latency_s=args.latency, seed=args.seed)
+            progress(f"{name}: {json.dumps(rows[name])}")
+    return rows
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout carries the table or the JSON)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured: CPUs, Python, OS, date."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+COLUMNS = (
+    ("records", "N"),
+    ("seconds", "s"),
+    ("records_per_s", "rec/s"),
+    ("ideal_per_s", "ideal rec/s"),
+    ("ratio", "ratio"),
+    ("calls", "calls"),
+    ("http_429", "429 sent"),
+    ("published", "published"),
+    ("quarantined_by_reason", "quarantined"),
+    ("conserved", "adds up"),
+    ("client_cpu_ms_per_record", "client CPU ms/rec"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "0"
+    return str(value)
+
+
+def table(rows: dict[str, dict[str, Any]], markdown: bool = False) -> str:
+    """The rows as a plain-text table, or as a Markdown table with ``markdown``."""
+    header = ["scenario", *(title for _, title in COLUMNS)]
+    body = [[name, *(_cell(row.get(key)) for key, _ in COLUMNS)] for name, row in rows.items()]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *body])
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line options (every scenario parameter is one)."""
+    p = argparse.ArgumentParser(description="Fan-out benchmark of prompt_records against a local LLM stub.")
+    p.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeat to pick several (default: all)")
+    p.add_argument("--records", type=int, default=2000, help="N of throughput, faults and rerun (default 2000)")
+    p.add_argument("--rpm-records", type=int, default=600, help="N of the rpm scenario (default 600, ~60 s)")
+    p.add_argument("--mapped-records", type=int, default=50, help="M of the mapped-task comparison (default 50)")
+    p.add_argument("--latency", type=float, default=0.2, help="stub latency per request in s (default 0.2)")
+    p.add_argument("--concurrency", type=int, default=32, help="connection max_concurrency (default 32)")
+    p.add_argument("--rpm", type=int, default=600, help="RPM limit of the rpm scenario, stub and client (600)")
+    p.add_argument("--rate-429", type=float, default=0.10, help="faults: share of calls answered 429 (0.10)")
+    p.add_argument("--rate-500", type=float, default=0.10, help="faults: share of calls answered 500 (0.10)")
+    p.add_argument("--rate-malformed", type=float, default=0.05, help="faults: share of truncated answers (0.05)")
+    p.add_argument("--retry-after", type=float, default=None, help="faults: Retry-After (s) on 429s (default none)")
+    p.add_argument("--max-retries", type=int, default=6, help="connection max_retries (default 6)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the stub's fault draws (default 0)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON (machine + every measured field)")
+    out.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the table (or JSON)."""
+    args = parser().parse_args(argv)
+    rows = run_scenarios(args)
+    if args.json:
+        print(json.dumps({"machine": machine(), "command": sys.argv, "scenarios": rows}, indent=2))
+        return
+    print(table(rows, markdown=args.markdown))
+    for name, row in rows.items():
+        if row.get("error"):
+            print(f"\n{name}: the chunk raised instead of finishing: {row['error']}")
+    print(f"\nmachine: {json.dumps(machine())}")
+
+
+if __name__ == "__main__":
+    main()
