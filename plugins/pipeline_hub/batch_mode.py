@@ -25,6 +25,7 @@ import logging
 from typing import Annotated, Any
 
 from pipeline_hub import storage
+from pipeline_hub.plan import RunPlan
 from pipeline_hub.pricing import cost_usd
 from pipeline_hub.prompting import build_variables
 from pipeline_hub.providers.hook import Completion
@@ -89,7 +90,7 @@ def prepare(item: dict[str, Any]) -> dict[str, Any]:
         lines.append({"record_id": record["record_id"], "prompt": user, "system_prompt": system, "params": params})
     storage.write_jsonl(folder / "requests.jsonl", lines)
     log.info("batch %s chunk %d: %d requests, left out %s", topic.name, item["chunk_index"], len(lines), left_out)
-    return {
+    prepared = {
         "requests_uri": str(folder / "requests.jsonl"),
         "requests": len(lines),
         "result_path": str(folder),
@@ -98,6 +99,15 @@ def prepare(item: dict[str, Any]) -> dict[str, Any]:
         "max_tokens": max_tokens,
         "left_out": left_out,
     }
+    storage.write_json(folder / "prepared.json", prepared)
+    return prepared
+
+
+def load_prepared(item: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`prepare` returned for ``item``, read back (after a deferral the batch's results must be
+    matched against the very requests that were submitted, not a fresh rendering)."""
+    plan = RunPlan.load(item["plan_uri"])
+    return storage.read_json(batch_dir(plan, item["topic"], item["chunk_index"]) / "prepared.json")
 
 
 def load_requests(requests_uri: str) -> tuple[list[str], list[dict[str, Any]]]:

@@ -37,13 +37,13 @@ class ChunkBatchOperator(LLMBatchOperator):
         self.item = item
         self.prepared: dict[str, Any] | None = None
 
-    def _prepare(self) -> dict[str, Any]:
-        """Write (or re-write, identically) this chunk's requests and point the operator at them."""
+    def _prepare(self, prepared: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write this chunk's requests (or take ``prepared``, already written) and point the operator at them."""
         from pipeline_hub import batch_mode
         from pipeline_hub.plan import RunPlan
         from pipeline_hub.registry import load_topic
 
-        prepared = batch_mode.prepare(self.item)
+        prepared = prepared or batch_mode.prepare(self.item)
         self.item = {**self.item, "requests_uri": prepared["requests_uri"]}
         _, self.requests = batch_mode.load_requests(prepared["requests_uri"])
         self.result_path = prepared["result_path"]
@@ -85,5 +85,8 @@ class ChunkBatchOperator(LLMBatchOperator):
         return self._fold(super().execute(context))
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
-        self._prepare()  # a fresh instance after deferral: the same paths, model and schema again
+        from pipeline_hub import batch_mode
+
+        # A fresh instance after deferral: point it at the requests that were submitted, as written.
+        self._prepare(batch_mode.load_prepared(self.item))
         return self._fold(super().execute_complete(context, event))
