@@ -78,7 +78,7 @@ def airflow_env(tmp_path_factory, seaweed, stub_server):
         "PIPELINE_HUB_SANITIZED_URI": "s3://aws_default@sanitized",
         "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
         "PIPELINE_HUB_PII_KEY": "7a" * 32,
-        "PIPELINE_HUB_LLM_CACHE": f"disk:{home / 'llm-cache'}",
+        "PIPELINE_HUB_LLM_CACHE": "s3://aws_default@raw/llm-cache",  # the shared backend, in the raw zone
     }
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "pipeline_hub", "seed", "--ds", DS], env=env, check=True, capture_output=True)
@@ -171,3 +171,16 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     after = s3_json(client, "sanitized", f"sanitized_data/industry_classification/ds={DS}/_manifest.json")
     assert after == before
     assert "already published" in all_logs(home, second)
+
+    # The publication index lost (or a topic forced to re-run): the shared S3 response cache answers.
+    cached = client.list_objects_v2(Bucket="raw", Prefix="llm-cache/")["KeyCount"]
+    assert cached > 0 and not client.list_objects_v2(Bucket="sanitized", Prefix="llm-cache/")["KeyCount"]
+    index = client.list_objects_v2(Bucket="sanitized", Prefix="_index/industry_classification/")["Contents"]
+    for obj in index:
+        client.delete_object(Bucket="sanitized", Key=obj["Key"])
+    stub_server.reset()
+    third = dags_test(env)
+    assert third.returncode == 0, third.stdout[-4000:] + third.stderr[-4000:]
+    assert stub_server.calls == 0
+    again = s3_json(client, "sanitized", f"sanitized_data/industry_classification/ds={DS}/_manifest.json")
+    assert again["run_id"] != before["run_id"] and again["usage"]["cache_hit_rate"] == 1.0
