@@ -52,8 +52,9 @@ def output_type(schema: dict[str, Any]) -> Any:
 
 
 def prepare(item: dict[str, Any]) -> dict[str, Any]:
-    """Step 1: write the chunk's batch requests; return ``{"requests_uri", "record_ids", "model", "conn_id",
-    "result_path", "system_prompt", "max_tokens", "left_out": {reason: n}}`` (no record text)."""
+    """Step 1: write the chunk's batch requests; return (and write to ``prepared.json``) ``{"requests_uri",
+    "requests", "result_path", "conn_id", "model", "max_tokens", "output_schema", "left_out": {reason: n}}``
+    (no record text)."""
     from pipeline_hub.providers.cache import cache_key, open_cache
     from pipeline_hub.tasks import prompt_context
 
@@ -97,6 +98,7 @@ def prepare(item: dict[str, Any]) -> dict[str, Any]:
         "conn_id": hook.conn_id,
         "model": hook.model,
         "max_tokens": max_tokens,
+        "output_schema": topic.prompt.output_schema,
         "left_out": left_out,
     }
     storage.write_json(folder / "prepared.json", prepared)

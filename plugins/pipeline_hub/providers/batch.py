@@ -40,8 +40,6 @@ class ChunkBatchOperator(LLMBatchOperator):
     def _prepare(self, prepared: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write this chunk's requests (or take ``prepared``, already written) and point the operator at them."""
         from pipeline_hub import batch_mode
-        from pipeline_hub.plan import RunPlan
-        from pipeline_hub.registry import load_topic
 
         prepared = prepared or batch_mode.prepare(self.item)
         self.item = {**self.item, "requests_uri": prepared["requests_uri"]}
@@ -50,9 +48,7 @@ class ChunkBatchOperator(LLMBatchOperator):
         self.llm_conn_id = prepared["conn_id"]
         self.model_id = f"openai:{prepared['model']}"
         self.max_tokens = prepared["max_tokens"]
-        tp = RunPlan.load(self.item["plan_uri"]).topic(self.item["topic"])
-        topic = load_topic(self.item["topic"], version=tp.prompt_version)
-        self.output_type = batch_mode.output_type(topic.prompt.output_schema)
+        self.output_type = batch_mode.output_type(prepared["output_schema"])
         self.prepared = prepared
         return prepared
 
