@@ -6,19 +6,20 @@ Thin wiring only: every task body lives in ``pipeline_hub.tasks`` (under ``plugi
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from pipeline_hub.policies import llm_pool
 from pipeline_hub.providers.batch import ChunkBatchOperator
 from pipeline_hub.registry import list_topics
 
 TOPICS = list_topics()
-# Prompt tasks of every run share this pool: its slots × the connection's max_concurrency (and its
+# Prompt tasks run in the LLM pool; the cluster policy in pipeline_hub.policies moves them to the pool
+# named like the run's `llm_conn_id` when one exists. Pool slots × the connection's max_concurrency (and
 # requests_per_minute × slots) must stay under the provider account's limits. See README "Throughput".
-LLM_POOL = os.environ.get("PIPELINE_HUB_LLM_POOL", "llm_default")
+LLM_POOL = llm_pool()
 SOURCES = ["companies", "ai_use_cases", "emails", "applicants"]
 
 DOC = """

@@ -10,12 +10,14 @@ import csv
 import io
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from conftest import DS, REPO, llm_conn
 
@@ -62,8 +64,22 @@ def seaweed(tmp_path_factory):
     s3.stop()
 
 
+BATCH_TOPIC = "use_case_extraction"  # runs in batch mode here: the common-ai LLMBatchOperator, deferred
+
+
 @pytest.fixture(scope="module")
-def airflow_env(tmp_path_factory, seaweed, stub_server):
+def include_batch(tmp_path_factory):
+    """A copy of ``include/`` where ``BATCH_TOPIC`` uses the provider's Batch API."""
+    include = tmp_path_factory.mktemp("include") / "include"
+    shutil.copytree(REPO / "include", include)
+    meta_path = include / "prompts" / BATCH_TOPIC / "metadata.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta_path.write_text(yaml.safe_dump({**meta, "provider": {"mode": "batch"}}))
+    return include
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory, seaweed, stub_server, include_batch):
     home = tmp_path_factory.mktemp("airflow")
     env = {
         **os.environ,
@@ -72,8 +88,11 @@ def airflow_env(tmp_path_factory, seaweed, stub_server):
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PIPELINE_HUB_INCLUDE_DIR": str(include_batch),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(seaweed.airflow_connection()),
         "AIRFLOW_CONN_LLM_DEFAULT": llm_conn(stub_server.base_url),
+        # A second connection (same stub) with a pool of its own: the cluster policy's routing.
+        "AIRFLOW_CONN_LLM_ALT": llm_conn(stub_server.base_url),
         "PIPELINE_HUB_RAW_URI": "s3://aws_default@raw/raw_data",
         "PIPELINE_HUB_SANITIZED_URI": "s3://aws_default@sanitized",
         "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
@@ -81,6 +100,13 @@ def airflow_env(tmp_path_factory, seaweed, stub_server):
         "PIPELINE_HUB_LLM_CACHE": "s3://aws_default@raw/llm-cache",  # the shared backend, in the raw zone
     }
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    for pool in ("llm_default", "llm_alt"):
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "pools", "set", pool, "2", f"Prompt tasks on {pool}"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     subprocess.run([sys.executable, "-m", "pipeline_hub", "seed", "--ds", DS], env=env, check=True, capture_output=True)
     client = seaweed.client()
     client.put_object(
@@ -91,9 +117,10 @@ def airflow_env(tmp_path_factory, seaweed, stub_server):
     return env, home, client
 
 
-def dags_test(env) -> subprocess.CompletedProcess:
+def dags_test(env, conf: dict | None = None) -> subprocess.CompletedProcess:
+    extra = ["--conf", json.dumps(conf)] if conf else []
     return subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "prompt_pipeline", DS],
+        [sys.executable, "-m", "airflow", "dags", "test", "prompt_pipeline", DS, *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -108,6 +135,26 @@ def s3_json(client, bucket, key):
 def all_logs(home, proc) -> str:
     files = [p.read_text(errors="replace") for p in (home / "logs").rglob("*") if p.is_file()]
     return proc.stdout + proc.stderr + "\n".join(files)
+
+
+def task_pools(home, task_id: str) -> dict[str, set[str]]:
+    """``{run_id: {pool, …}}`` of the task instances of ``task_id`` in every run."""
+    con = sqlite3.connect(home / "airflow.db")
+    try:
+        pools: dict[str, set[str]] = {}
+        for run_id, pool in con.execute("SELECT run_id, pool FROM task_instance WHERE task_id = ?", (task_id,)):
+            pools.setdefault(run_id, set()).add(pool)
+        return pools
+    finally:
+        con.close()
+
+
+def ti_states(home, task_id: str) -> set[str]:
+    con = sqlite3.connect(home / "airflow.db")
+    try:
+        return {state for (state,) in con.execute("SELECT state FROM task_instance WHERE task_id = ?", (task_id,))}
+    finally:
+        con.close()
 
 
 def xcom_values(home) -> str:
@@ -126,6 +173,9 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     calls_first = stub_server.calls
     assert calls_first > 0
+    first_pools = task_pools(home, "prompt")
+    assert set().union(*first_pools.values()) == {"llm_default"}  # the default connection's pool
+    runs_before = set(first_pools)
 
     for topic in ("industry_classification", "use_case_extraction", "contact_extraction", "company_matching"):
         m = s3_json(client, "sanitized", f"sanitized_data/{topic}/ds={DS}/_manifest.json")
@@ -137,6 +187,13 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
         table = pq.read_table(io.BytesIO(data["Body"].read()))
         assert table.num_rows == c["published"]
         assert set(table.column("batch_hash").to_pylist()) == {m["batch_hash"]}
+
+    # The batch-mode topic went through one provider batch job per chunk, deferred and resumed by Airflow.
+    batch_manifest = s3_json(client, "sanitized", f"sanitized_data/{BATCH_TOPIC}/ds={DS}/_manifest.json")
+    assert batch_manifest["routes"]["mode"] == "batch" and stub_server.batches.jobs
+    assert batch_manifest["usage"]["records_by_route"].get("batch", 0) > 0
+    assert set().union(*task_pools(home, "prompt_batch").values()) == {"llm_default"}
+    assert ti_states(home, "prompt_batch") == {"success"} and "deferr" in all_logs(home, first).lower()
 
     # The echoed contact was pseudonymised: the published bytes hold none of the seeded values.
     contacts = client.get_object(
@@ -173,14 +230,16 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     assert "already published" in all_logs(home, second)
 
     # The publication index lost (or a topic forced to re-run): the shared S3 response cache answers.
+    # This run is triggered on the second connection: its prompt tasks take that connection's pool.
     cached = client.list_objects_v2(Bucket="raw", Prefix="llm-cache/")["KeyCount"]
     assert cached > 0 and not client.list_objects_v2(Bucket="sanitized", Prefix="llm-cache/")["KeyCount"]
     index = client.list_objects_v2(Bucket="sanitized", Prefix="_index/industry_classification/")["Contents"]
     for obj in index:
         client.delete_object(Bucket="sanitized", Key=obj["Key"])
     stub_server.reset()
-    third = dags_test(env)
+    third = dags_test(env, conf={"llm_conn_id": "llm_alt"})
     assert third.returncode == 0, third.stdout[-4000:] + third.stderr[-4000:]
     assert stub_server.calls == 0
     again = s3_json(client, "sanitized", f"sanitized_data/industry_classification/ds={DS}/_manifest.json")
     assert again["run_id"] != before["run_id"] and again["usage"]["cache_hit_rate"] == 1.0
+    assert [pools for run, pools in task_pools(home, "prompt").items() if run not in runs_before] == [{"llm_alt"}]

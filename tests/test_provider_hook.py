@@ -110,3 +110,40 @@ def test_missing_model_is_a_clear_configuration_error(stub, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", json.dumps({"conn_type": "openai", "host": stub.base_url}))
     with pytest.raises(ProviderError, match="'llm_default'.*model"):
         _ = LLMHook().model
+
+
+def azure_conn(stub, **extra) -> str:
+    """An Azure OpenAI deployment-style connection: host = resource endpoint, model = deployment."""
+    return json.dumps(
+        {
+            "conn_type": "openai",
+            "host": f"http://{stub.host}:{stub.port}",
+            "password": "azure-key",
+            "extra": {"model": "gpt4o-mini-eu", "api_version": "2024-10-21", "max_retries": 2, **extra},
+        }
+    )
+
+
+def test_azure_deployment_connection_calls_the_deployment_route(stub, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_AZURE", azure_conn(stub))
+    hook = LLMHook("llm_azure")
+    assert isinstance(hook.get_async_client(), openai.AsyncAzureOpenAI)
+    stub.fault_plan = FaultPlan(sequence=["429", "ok"], retry_after_s=0)
+    result = complete(hook)
+    assert stub.azure_calls == [{"deployment": "gpt4o-mini-eu", "api_version": "2024-10-21"}] * 2
+    assert result.attempts == 2 and result.model == "gpt4o-mini-eu"
+    body = stub.requests[-1]
+    assert body["response_format"]["type"] == "json_schema"  # Azure speaks OpenAI's Structured Outputs
+    assert json.loads(result.content)["sector"]
+
+
+def test_azure_without_endpoint_or_with_a_wrong_key_fails_clearly(stub, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LLM_AZURE", json.dumps({"conn_type": "openai", "extra": {"model": "d", "api_version": "x"}})
+    )
+    with pytest.raises(ProviderError, match="'llm_azure'.*endpoint"):
+        LLMHook("llm_azure").get_async_client()
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_AZURE", azure_conn(stub))
+    stub.fault_plan = FaultPlan(always_status=401)
+    with pytest.raises(ProviderError, match="'llm_azure'.*401"):
+        complete(LLMHook("llm_azure"))

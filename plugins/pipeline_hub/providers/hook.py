@@ -1,8 +1,8 @@
 """``LLMHook``: the OpenAI-compatible chat hook used by the prompt stage.
 
 It extends the Airflow OpenAI provider's ``OpenAIHook`` (connection type ``openai``: host = base URL,
-password = API key), so the same connection form serves OpenAI, Azure OpenAI's v1 endpoint and any
-OpenAI-compatible server (vLLM, llama.cpp, Ollama). Extras understood on the connection:
+password = API key), so the same connection form serves OpenAI, Azure OpenAI and any OpenAI-compatible
+server (vLLM, llama.cpp, Ollama). Extras understood on the connection:
 
 ``model`` (required)
     Model name sent with every request (llama.cpp: the server's ``--model_alias``).
@@ -20,9 +20,16 @@ OpenAI-compatible server (vLLM, llama.cpp, Ollama). Extras understood on the con
     at ``rate_limit_headroom`` (default 0.95) of the limit, never sent in bursts.
 ``timeout`` (seconds, default 120), ``max_retries`` (default 4)
     Per-request timeout and retries on 429/5xx/timeouts/connection errors.
+``api_version`` (Azure OpenAI, deployment-style endpoints)
+    When set, the client is ``AsyncAzureOpenAI``: host = the resource endpoint
+    (``https://<resource>.openai.azure.com``), password = its API key (sent as ``api-key``), ``model`` =
+    the deployment name, requests go to ``/openai/deployments/<model>/chat/completions?api-version=…``.
+    Azure's v1 endpoint (host ``https://<resource>.openai.azure.com/openai/v1``) needs no ``api_version``:
+    it is OpenAI-compatible and uses the plain client.
 
 Sources: OpenAI Chat Completions API reference (``response_format``); llama.cpp server README
-(``response_format`` with ``schema``); Airflow OpenAI provider ``OpenAIHook``.
+(``response_format`` with ``schema``); Azure OpenAI REST reference (deployments, ``api-version``) and
+openai-python's ``AzureOpenAI`` client; Airflow OpenAI provider ``OpenAIHook``.
 """
 
 from __future__ import annotations
@@ -202,7 +209,11 @@ class LLMHook(ChatHookMixin, OpenAIHook):
         return {"type": "json_object"}
 
     def get_async_client(self) -> openai.AsyncOpenAI:
-        """An ``AsyncOpenAI`` client for this connection; retries are ours (tenacity), so the client's are 0."""
+        """An ``AsyncOpenAI`` client for this connection (``AsyncAzureOpenAI`` when the extra ``api_version``
+        is set); retries are ours (tenacity), so the client's are 0.
+
+        Raises :class:`ProviderError` when ``api_version`` is set without a host (the Azure endpoint).
+        """
         conn = self.connection
         client_kwargs = dict(self.extras.get("openai_client_kwargs", {}))
         base_url = client_kwargs.pop("base_url", None) or conn.host or None
@@ -210,6 +221,21 @@ class LLMHook(ChatHookMixin, OpenAIHook):
         # aiohttp as transport: openai-python's option "for improved concurrency performance"
         # (README, "With aiohttp"); on 2 cores it costs ~0.75 ms less CPU a request (benchmarks/RESULTS.md).
         client_kwargs.setdefault("http_client", openai.DefaultAioHttpClient(timeout=self.timeout))
+        if api_version := self.extras.get("api_version"):
+            if not base_url:
+                raise ProviderError(
+                    f"LLM connection '{self.conn_id}': extra 'api_version' (Azure OpenAI) needs the resource "
+                    "endpoint as the connection host"
+                )
+            # The client routes chat completions to /openai/deployments/<model>/… and sends the key as api-key.
+            return openai.AsyncAzureOpenAI(
+                azure_endpoint=base_url,
+                api_version=str(api_version),
+                api_key=api_key,
+                max_retries=0,
+                timeout=self.timeout,
+                **client_kwargs,
+            )
         return openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=self.timeout, **client_kwargs
         )

@@ -7,6 +7,9 @@ from the request's structured-output schema, in either dialect: OpenAI's
 timeouts, a fixed status such as 401) and latency are injected on demand so the provider layer is
 tested against real HTTP behaviour, never by patching the client.
 
+Azure OpenAI's deployment-style route is served too (``POST /openai/deployments/{deployment}/chat/completions
+?api-version=…`` with an ``api-key`` header), recorded in ``azure_calls``.
+
 It also speaks two neighbouring dialects with the same answers and faults: Amazon Bedrock's Converse
 API (``POST /model/{modelId}/converse``, for the Bedrock hook) and OpenAI's Batch API (``/v1/files``,
 ``/v1/batches``, for the common-ai ``LLMBatchOperator``).
@@ -40,6 +43,7 @@ Reply = tuple[int, dict[str, Any], dict[str, str]]  # HTTP status, JSON payload,
 CONVERSE_PATH = re.compile(r"/model/([^/]+)/converse")
 BATCH_PATH = re.compile(r"/v1/batches/([^/]+)(/cancel)?")
 FILE_CONTENT_PATH = re.compile(r"/v1/files/([^/]+)/content")
+AZURE_CHAT_PATH = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
 
 
 @dataclass
@@ -151,6 +155,7 @@ class StubLLMServer:
             self.calls = 0
             self.calls_by_status: Counter = Counter()
             self.requests: list[dict[str, Any]] = []
+            self.azure_calls: list[dict[str, str]] = []
             self._window: deque[float] = deque()
             self.batches = StubBatches(self)
         self.responder = None
@@ -390,6 +395,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _azure_chat(self, deployment: str, body: dict[str, Any]) -> None:
+        """Azure OpenAI's deployment route: needs ``api-version`` (query) and ``api-key`` (header); the
+        deployment, not the body's ``model``, names the model. Source: Azure OpenAI REST reference,
+        "Chat completions" (data-plane inference)."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        if not self.headers.get("api-key"):
+            self._error(401, "missing api-key header", "authentication_error")
+            return
+        if "api-version" not in query:
+            self._error(404, "Resource not found (no api-version)", "not_found_error")
+            return
+        with self.stub._lock:
+            self.stub.azure_calls.append({"deployment": deployment, "api_version": query["api-version"][0]})
+        self._send(*self.stub.chat({**body, "model": deployment}))
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
@@ -404,6 +424,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/v1/chat/completions":
             self._send(*self.stub.chat(body))
+        elif match := AZURE_CHAT_PATH.fullmatch(path):
+            self._azure_chat(urllib.parse.unquote(match.group(1)), body)
         elif match := CONVERSE_PATH.fullmatch(path):
             self._send(*self.stub.converse(urllib.parse.unquote(match.group(1)), body))
         elif path == "/v1/batches":
