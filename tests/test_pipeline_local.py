@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from pipeline_hub.pipeline import run_pipeline
 from pipeline_hub.query import run_query
 
-from conftest import DS
+from conftest import DS, REPO
 
 TOPICS = ["company_matching", "contact_extraction", "industry_classification", "use_case_extraction"]
 
@@ -129,3 +131,40 @@ def test_topic_failing_quality_gate_is_quarantined_while_others_publish(stub, ra
     assert set(q.column("reason").to_pylist()) == {"quality_failed"}
     # The failed topic is not in the publication index: the next run retries it.
     assert not (out / "_index" / "industry_classification").exists()
+
+
+def test_new_prompt_version_reruns_only_its_topic(stub, raw_zone, tmp_path, monkeypatch):
+    """Promoting a new template version re-runs that topic only; the others stay published, uncalled."""
+    include = tmp_path / "include"
+    shutil.copytree(REPO / "include", include)
+    monkeypatch.setenv("PIPELINE_HUB_INCLUDE_DIR", str(include))
+    out = tmp_path / "out"
+    run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS)
+    before = {topic: manifest(out, topic) for topic in TOPICS}
+
+    folder = include / "prompts" / "industry_classification"
+    v1 = (folder / "prompts" / "industry_classification_v1.j2").read_text()
+    marker = "Prefer the sector of the company's largest revenue source."
+    (folder / "prompts" / "industry_classification_v2.j2").write_text(
+        v1.replace('Give "confidence"', f'{marker}\nGive "confidence"')
+    )
+    meta = yaml.safe_load((folder / "metadata.yaml").read_text())
+    meta["versions"]["v2"] = {
+        **meta["versions"]["v1"],
+        "template": "prompts/industry_classification_v2.j2",
+        "changelog": "Largest revenue source decides.",
+    }
+    meta["prod"] = "v2"
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(meta))
+
+    stub.reset()
+    again = run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS)
+    assert [p["topic"] for p in again.published] == ["industry_classification"]
+    assert again.skipped == {t: "skipped_published" for t in TOPICS if t != "industry_classification"}
+    after = manifest(out, "industry_classification")
+    assert after["prompt"]["version"] == "v2"
+    assert after["prompt"]["template_sha256"] != before["industry_classification"]["prompt"]["template_sha256"]
+    assert stub.calls == after["counts"]["in"] > 0  # every record asked again, nothing else
+    assert all(marker in body["messages"][0]["content"] for body in stub.requests)
+    for topic in TOPICS[:2] + TOPICS[3:]:
+        assert manifest(out, topic)["run_id"] == before[topic]["run_id"]
