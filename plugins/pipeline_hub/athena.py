@@ -50,7 +50,9 @@ def hive_type(t: pa.DataType) -> str:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return f"array<{hive_type(t.value_type)}>"
     if pa.types.is_struct(t):
-        return "struct<" + ",".join(f"{t.field(i).name}:{hive_type(t.field(i).type)}" for i in range(t.num_fields)) + ">"
+        return (
+            "struct<" + ",".join(f"{t.field(i).name}:{hive_type(t.field(i).type)}" for i in range(t.num_fields)) + ">"
+        )
     raise ValueError(f"no Athena type for Arrow type {t}")
 
 

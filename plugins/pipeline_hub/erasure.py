@@ -370,7 +370,10 @@ def erase_subject(
     pseudonyms = subject_pseudonyms(values, key if key is not None else load_key(), kinds)
     pattern = pseudonym_pattern(pseudonyms)
     result = ErasureResult(
-        erasure_id=uuid.uuid4().hex[:12], erased_at=datetime.now(UTC).isoformat(), pseudonyms=pseudonyms, dry_run=dry_run
+        erasure_id=uuid.uuid4().hex[:12],
+        erased_at=datetime.now(UTC).isoformat(),
+        pseudonyms=pseudonyms,
+        dry_run=dry_run,
     )
     for zone, topic, ds, path in partition_files(sanitized_root):
         result.objects_scanned += 1
