@@ -88,12 +88,12 @@ def subject_pseudonyms(values: Iterable[str], key: bytes, kinds: Iterable[str] |
 
     Raises :class:`SubjectError` when no value is given or one normalises to nothing for every kind.
     """
-    values = list(values)
+    values, kinds = list(values), list(kinds or [])
     if not values:
         raise SubjectError("no subject value given")
     found: dict[str, str] = {}
     for i, value in enumerate(values, 1):
-        chosen = [k for k in (list(kinds) if kinds else subject_kinds(value)) if normalise(value, k)]
+        chosen = [k for k in (kinds or subject_kinds(value)) if normalise(value, k)]
         if not chosen:
             raise SubjectError(f"subject value #{i} is empty after normalisation")
         for kind in chosen:
