@@ -272,17 +272,18 @@ def s3(tmp_path_factory):
 
 
 def test_erasure_on_s3_with_object_store_cache(published, s3, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(s3.airflow_connection()))
+    # A connection id of its own: Airflow caches one file system per connection id per process.
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_ERASURE", json.dumps(s3.airflow_connection()))
     client = s3.client()
     out = published / "out"
     for f in out.rglob("*"):
         if f.is_file():
             client.put_object(Bucket="sanitized", Key=f"zone/{f.relative_to(out)}", Body=f.read_bytes())
-    cache = ObjectStoreCache("s3://aws_default@raw/llm-cache")
+    cache = ObjectStoreCache("s3://aws_erasure@raw/llm-cache")
     source = DiskCache(str(published / "cache"))
     for key in source.keys():
         cache.set(key, source.get(key))
-    root = "s3://aws_default@sanitized/zone"
+    root = "s3://aws_erasure@sanitized/zone"
     target = psn(EMAIL, "EMAIL_ADDRESS")
     assert rows_mentioning(root, target) == ["kaminski-v_all_documents_4060"]
 

@@ -106,15 +106,16 @@ def test_s3_objects_expire_by_last_modified(tmp_path, monkeypatch):
     from pipeline_hub.services import SeaweedFS
 
     with SeaweedFS(tmp_path / "s3", buckets=("raw", "sanitized")) as s3:
-        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(s3.airflow_connection()))
+        # A connection id of its own: Airflow caches one file system per connection id per process.
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_RETENTION", json.dumps(s3.airflow_connection()))
         client = s3.client()
         keys = ["raw_data/emails/2025-01-15/emails.jsonl", "raw_data/companies/2025-01-15/companies.csv"]
         for key in keys:
             client.put_object(Bucket="raw", Key=key, Body=b"record\n")
         client.put_object(Bucket="raw", Key="other/keep.txt", Body=b"not under the root")
-        roots = {"raw": "s3://aws_default@raw/raw_data"}
+        roots = {"raw": "s3://aws_retention@raw/raw_data"}
         now = datetime.now(UTC)
-        kwargs = {"roots": roots, "report_root": "s3://aws_default@sanitized", "days": 90}
+        kwargs = {"roots": roots, "report_root": "s3://aws_retention@sanitized", "days": 90}
         assert retention.run_retention(**kwargs, as_of=now)["expired"] == 0
         later = retention.run_retention(**kwargs, as_of=now + timedelta(days=91))
         assert later["expired"] == 2 and later["deleted"] == 0
