@@ -3,6 +3,12 @@
 S3 is read through the fsspec file system of Airflow's ``ObjectStoragePath`` (registered with
 ``duckdb.register_filesystem``), so no DuckDB extension has to be downloaded at run time and the
 Airflow ``aws`` connection supplies the endpoint and credentials.
+
+``views.sql`` holds ``{root}`` (the sanitized root) and ``{include}`` (the project's ``include/``)
+placeholders. Each statement is run on its own: a statement reading the sanitized zone runs only
+when every ``read_parquet``/``read_json`` glob under ``{root}`` in it matches a file (a topic with
+nothing published gets no view), and a statement reading a view that was not created (e.g. the
+joined ``companies`` view before both of its topics are published) is skipped.
 """
 
 from __future__ import annotations
@@ -15,11 +21,20 @@ import duckdb
 from pipeline_hub import storage
 from pipeline_hub.config import include_dir
 
-VIEW = re.compile(r"CREATE OR REPLACE VIEW (\w+) AS\s+SELECT .*?read_parquet\('([^']+)'.*?;", re.S)
+SOURCE_GLOB = re.compile(r"read_(?:parquet|json|csv)\('([^']+)'")
+VIEW_NAME = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(\w+)", re.I)
+
+
+def views_sql() -> str:
+    """The text of ``include/sql/views.sql`` (placeholders unfilled)."""
+    return (include_dir() / "sql" / "views.sql").read_text()
 
 
 def connect(sanitized_root: str) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
-    """A DuckDB connection with one view per topic that has published files; returns (con, view names)."""
+    """A DuckDB connection with the views of ``views.sql`` that can be built; returns (con, view names).
+
+    Raises ``duckdb.Error`` when a statement fails for a reason other than a missing view.
+    """
     root = storage.to_path(sanitized_root)
     con = duckdb.connect()
     if root.protocol not in ("", "file", "local"):
@@ -27,13 +42,21 @@ def connect(sanitized_root: str) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
         base = f"{root.protocol}://{root.bucket}/{root.key}".rstrip("/")
     else:
         base = str(root.path).rstrip("/")
+    sql = views_sql().replace("{root}", base).replace("{include}", str(include_dir()))
     views = []
-    sql = (include_dir() / "sql" / "views.sql").read_text()
-    for match in VIEW.finditer(sql):
-        name, pattern = match.group(1), match.group(2).replace("{root}", base)
-        if root.fs.glob(pattern.split("://", 1)[-1] if "://" in pattern else pattern):
-            con.execute(match.group(0).replace("{root}", base))
-            views.append(name)
+    for statement in duckdb.extract_statements(sql):
+        text = statement.query
+        globs = [g for g in SOURCE_GLOB.findall(text) if g.startswith(base)]
+        if any(not root.fs.glob(g.split("://", 1)[-1]) for g in globs):
+            continue
+        try:
+            con.execute(text)
+        except duckdb.CatalogException:
+            if not globs:  # a joined view over a view that does not exist (its topic has no files)
+                continue
+            raise
+        if name := VIEW_NAME.search(text):
+            views.append(name.group(1))
     return con, views
 
 

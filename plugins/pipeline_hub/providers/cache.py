@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from pipeline_hub.config import REPO_DIR
@@ -41,6 +42,14 @@ class ResponseCache(Protocol):
     def set(self, key: str, value: dict[str, Any]) -> None: ...
 
 
+class PurgeableCache(ResponseCache, Protocol):
+    """A cache that can also enumerate and delete entries (GDPR erasure, :mod:`pipeline_hub.erasure`)."""
+
+    def keys(self) -> Iterator[str]: ...
+
+    def delete(self, key: str) -> bool: ...
+
+
 class NoCache:
     """The ``off`` backend."""
 
@@ -49,6 +58,12 @@ class NoCache:
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         return None
+
+    def keys(self) -> Iterator[str]:
+        return iter(())
+
+    def delete(self, key: str) -> bool:
+        return False
 
 
 class DiskCache:
@@ -65,6 +80,14 @@ class DiskCache:
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         self._cache.set(key, value)
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key (a snapshot: safe to delete while iterating)."""
+        return iter(list(self._cache.iterkeys()))
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True when it was present."""
+        return bool(self._cache.delete(key))
 
 
 class ObjectStoreCache:
@@ -88,6 +111,27 @@ class ObjectStoreCache:
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         self._storage.write_json(self._path(key), value, atomic=False)
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key, from the ``<k[:2]>/<k>.json`` layout (a snapshot of one listing)."""
+        if not self.root.exists():
+            return iter(())
+        found = [
+            f.name[: -len(".json")]
+            for d in self.root.iterdir()
+            if d.is_dir() and len(d.name) == 2
+            for f in d.iterdir()
+            if f.name.endswith(".json") and f.name.startswith(d.name)
+        ]
+        return iter(sorted(found))
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``'s object; True when it was present."""
+        path = self._path(key)
+        if not path.exists():
+            return False
+        path.unlink()
+        return True
 
 
 def open_cache(spec: str | None = None) -> ResponseCache:
