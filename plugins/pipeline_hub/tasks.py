@@ -37,13 +37,16 @@ QUARANTINE_FIELDS = ("record_id", "reason", "detail", "source_uri", "position", 
 class QualityGateFailed(RuntimeError):
     """A topic failed a blocking expectation: its rows were quarantined, the run must end failed.
 
-    ``summary`` is the publish summary of the quarantined topic (counts, URIs of its manifest in the
-    quarantine zone, no record values), for lineage and callers.
+    ``summary`` is the publish summary of the quarantined topic (counts, URI of its manifest in the
+    quarantine zone, no record values) and ``manifest`` that manifest, for lineage and callers.
     """
 
-    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, summary: dict[str, Any] | None = None, manifest: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.summary = summary or {}
+        self.manifest = manifest or {}
 
 
 class ConservationError(RuntimeError):
@@ -336,9 +339,17 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
 def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     """Task ``publish`` (per topic): Parquet + quarantine + manifest (last) + index entry.
 
-    Raises :class:`QualityGateFailed` after quarantining the topic when its GX suite failed, and
-    :class:`ConservationError` (publishing nothing) when records in != published + quarantined.
+    Returns the publish summary (``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``,
+    ``prompt_version``, ``model``, counts, ``usage``, ``manifest`` URI, ``dataset`` = URI of the
+    topic's sanitized partition root). Raises :class:`QualityGateFailed` after quarantining the topic
+    when a blocking expectation of its GX suite failed, and :class:`ConservationError` (publishing
+    nothing) when records in != published + quarantined.
     """
+    return publish_topic(plan_uri, topic_name)[0]
+
+
+def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`run_publish`, returning ``(summary, manifest)`` (the manifest for lineage, not XCom)."""
     plan = RunPlan.load(plan_uri)
     tp, topic = _topic(plan, topic_name)
     stage = storage.join(plan.staging, "scrubbed", topic.name)
@@ -455,6 +466,7 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
             f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}"
             + (f"; Data Docs: {quality['data_docs']}" if quality.get("data_docs") else ""),
             summary=summary,
+            manifest=manifest,
         )
     if rows:
         schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
@@ -473,4 +485,4 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
         {"identity": plan.identity(tp), "manifest": storage.public_uri(manifest_path), "published_at": now()},
     )
     log.info("publish %s: %s", topic.name, summary)
-    return summary
+    return summary, manifest
