@@ -83,10 +83,16 @@ def ol_name(uri: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
 
 
-def dataset_id(uri: str) -> str:
-    """``<namespace>/<name>`` of :func:`ol_name`, the key :func:`event_datasets` returns."""
-    namespace, name = ol_name(uri)
+def dataset_key(namespace: str, name: str) -> str:
+    """A dataset's OpenLineage ``(namespace, name)`` as one URI-like string (``s3://b/k``, ``file:///p``)."""
+    if namespace == "file":
+        return "file://" + ("/" + name.lstrip("/"))
     return f"{namespace.rstrip('/')}/{name.lstrip('/')}"
+
+
+def dataset_id(uri: str) -> str:
+    """:func:`dataset_key` of the dataset :func:`ol_name` names for ``uri``, as :func:`event_datasets` returns."""
+    return dataset_key(*ol_name(uri))
 
 
 def _schema_facet(topic_name: str, prompt_version: str | None):
@@ -167,9 +173,20 @@ def read_events(location: str | Path) -> list[dict[str, Any]]:
 
 
 def event_datasets(events: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """``{"inputs": {...}, "outputs": {...}}``: dataset ids ``<namespace>/<name>`` named by ``events``."""
+    """``{"inputs": {...}, "outputs": {...}}``: the :func:`dataset_key` of every dataset ``events`` name."""
     out: dict[str, set[str]] = {"inputs": set(), "outputs": set()}
     for e in events:
         for side in out:
-            out[side] |= {f"{d['namespace'].rstrip('/')}/{d['name'].lstrip('/')}" for d in e.get(side) or []}
+            out[side] |= {dataset_key(d["namespace"], d["name"]) for d in e.get(side) or []}
     return out
+
+
+def describe_events(events: list[dict[str, Any]]) -> list[str]:
+    """One line per finished job run that named datasets: ``<state> <job>: <inputs> -> <outputs>``."""
+    lines = []
+    for e in events:
+        if e.get("eventType") in ("COMPLETE", "FAIL") and (e.get("inputs") or e.get("outputs")):
+            ins = ", ".join(dataset_key(d["namespace"], d["name"]) for d in e.get("inputs") or [])
+            outs = ", ".join(dataset_key(d["namespace"], d["name"]) for d in e.get("outputs") or [])
+            lines.append(f"{e['eventTime']} {e['eventType']:8} {e['job']['name']}: {ins or '-'} -> {outs or '-'}")
+    return lines

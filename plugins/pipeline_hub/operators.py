@@ -44,8 +44,8 @@ class PublishOperator(BaseOperator):
         self.manifest: dict[str, Any] = {}
 
     def execute(self, context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
         from airflow.sdk import Asset
+        from airflow.sdk.exceptions import AirflowFailException
 
         from pipeline_hub.lineage import asset_extra
         from pipeline_hub.tasks import QualityGateFailed, publish_topic

@@ -247,6 +247,26 @@ def export_suite(topic: Topic) -> Path:
     return path
 
 
+def write_suites(topics: list[str] | None = None) -> list[Path]:
+    """:func:`export_suite` for ``topics`` (default: every topic, prod version); the paths written."""
+    from pipeline_hub.registry import list_topics, load_topic
+
+    return [export_suite(load_topic(name)) for name in topics or list_topics()]
+
+
+def stale_suites(topics: list[str] | None = None) -> list[str]:
+    """Topics whose ``include/quality/<topic>.json`` is missing or whose generated part is out of date."""
+    from pipeline_hub.registry import list_topics, load_topic
+
+    stale = []
+    for name in topics or list_topics():
+        topic = load_topic(name)
+        doc = read_suite_file(suite_path(name))
+        if doc is None or doc != suite_document(topic, manual_expectations(doc)):
+            stale.append(name)
+    return stale
+
+
 def load_suite(topic: Topic):
     """The GX ``ExpectationSuite`` a run validates ``topic`` with, and where it came from.
 
