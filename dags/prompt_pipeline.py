@@ -10,9 +10,9 @@ import os
 from datetime import timedelta
 
 import pendulum
+from airflow.providers.openlineage import conf as openlineage_conf
 from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 
-from airflow.providers.openlineage import conf as openlineage_conf
 from pipeline_hub.lineage import PUBLISHED_ALIAS
 from pipeline_hub.operators import PublishOperator
 from pipeline_hub.providers.batch import ChunkBatchOperator
