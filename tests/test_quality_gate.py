@@ -251,3 +251,33 @@ def test_failing_topic_is_quarantined_others_publish_counts_add_up(stub, raw_zon
     qlin = publish_lineage(m)
     assert [d.name for d in qlin.outputs] == [f"{out}/quarantine/industry_classification"]
     assert [d.name for d in qlin.inputs] == [i["public_uri"].removeprefix("file://") for i in m["inputs"]]
+
+
+def test_topic_asset_is_the_partition_root_without_connection_id():
+    from pipeline_hub.lineage import topic_asset
+
+    asset = topic_asset("industry_classification", "s3://aws_default@sanitized")
+    assert asset.uri == "s3://sanitized/sanitized_data/industry_classification"
+
+
+def test_read_events_of_the_file_transport(tmp_path):
+    from pipeline_hub.lineage import describe_events, event_datasets, read_events
+
+    def event(t, kind, inputs, outputs):
+        return {
+            "eventTime": t,
+            "eventType": kind,
+            "job": {"namespace": "default", "name": "prompt_pipeline.publish"},
+            "inputs": [{"namespace": "s3://raw", "name": n} for n in inputs],
+            "outputs": [{"namespace": "file", "name": n} for n in outputs],
+        }
+
+    (tmp_path / "event-1.json").write_text(json.dumps(event("2025-01-15T00:00:02Z", "COMPLETE", ["a.csv"], ["/o/t"])))
+    (tmp_path / "more.jsonl").write_text(json.dumps(event("2025-01-15T00:00:01Z", "START", [], [])) + "\n")
+    events = read_events(tmp_path)
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert event_datasets(events) == {"inputs": {"s3://raw/a.csv"}, "outputs": {"file:///o/t"}}
+    assert describe_events(events) == [
+        "2025-01-15T00:00:02Z COMPLETE prompt_pipeline.publish: s3://raw/a.csv -> file:///o/t"
+    ]
+    assert read_events(tmp_path / "event") == events[1:]  # a file prefix, as in log_file_path
