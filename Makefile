@@ -21,6 +21,10 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__API__HOST := 127.0.0.1
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export GX_ANALYTICS_ENABLED := False
+# OpenLineage events: file transport, one JSON file per event under .local/openlineage/ (README "Lineage").
+# Set AIRFLOW__OPENLINEAGE__TRANSPORT yourself for another transport, e.g. {"type": "console"}.
+OPENLINEAGE_DIR := $(LOCAL)/openlineage
+export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(OPENLINEAGE_DIR)/event", "append": false}
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install install-demo test lint demo airflow services-up services-down lock clean
@@ -67,18 +71,21 @@ $(AIRFLOW_HOME)/airflow.db: | install
 demo: install-demo
 	$(BIN)/pipeline-hub services up
 	$(MAKE) --no-print-directory $(AIRFLOW_HOME)/airflow.db
+	mkdir -p $(OPENLINEAGE_DIR)
 	source $(LOCAL)/env.sh && $(BIN)/pipeline-hub seed --ds $(DEMO_DS)
 	@echo "Running: airflow dags test prompt_pipeline $(DEMO_DS)  (log: .local/logs/demo-dags-test.log)"
 	source $(LOCAL)/env.sh && $(BIN)/airflow dags test prompt_pipeline $(DEMO_DS) > $(LOCAL)/logs/demo-dags-test.log 2>&1 \
 	  || { tail -n 60 $(LOCAL)/logs/demo-dags-test.log; exit 1; }
 	@grep -hoE "topic [a-z_]+: batch [0-9a-f]+ already published[^[]*" $(LOCAL)/logs/demo-dags-test.log | sort -u || true
 	@source $(LOCAL)/env.sh && $(BIN)/pipeline-hub report --ds $(DEMO_DS)
+	@echo "OpenLineage events: $(OPENLINEAGE_DIR)/ (datasets read and written: $(BIN)/pipeline-hub lineage)"
 	@echo
 	@echo "Services keep running: $(BIN)/pipeline-hub services status | down"
 
 airflow: install
 	$(BIN)/pipeline-hub services up
 	$(MAKE) --no-print-directory $(AIRFLOW_HOME)/airflow.db
+	mkdir -p $(OPENLINEAGE_DIR)
 	$(LLM_POOL) > /dev/null
 	source $(LOCAL)/env.sh && $(BIN)/airflow standalone
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.providers.openlineage import conf as openlineage_conf
+from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 
+from pipeline_hub.lineage import PUBLISHED_ALIAS
+from pipeline_hub.operators import PublishOperator
 from pipeline_hub.policies import llm_pool
 from pipeline_hub.providers.batch import ChunkBatchOperator
 from pipeline_hub.registry import list_topics
@@ -29,6 +32,11 @@ batch, prompt version and model are not yet published: chunks the records, promp
 (mapped over topic × chunk), scrubs PII with Presidio, validates with Great Expectations and publishes
 Parquet to `sanitized_data/<topic>/ds=<ds>/` with a `_manifest.json`. Quarantined records go to
 `quarantine/<topic>/ds=<ds>/`. Re-running an unchanged batch publishes nothing and calls no LLM.
+
+A topic failing a blocking expectation (suites in `include/quality/`, Data Docs under
+`reports/quality/<topic>/ds=<ds>/`) is quarantined whole, the others publish, and the run fails.
+Each published topic emits an asset event on its Asset (the URI of `sanitized_data/<topic>`, through the
+alias `pipeline_hub_published`) and OpenLineage events name the raw objects read and datasets written.
 """
 
 
@@ -131,17 +139,6 @@ def prompt_pipeline():
 
         return run_validate(plan_uri, topic)
 
-    @task(trigger_rule="none_failed")
-    def publish(plan_uri: str, topic: str) -> dict:
-        from airflow.exceptions import AirflowFailException
-
-        from pipeline_hub.tasks import QualityGateFailed, run_publish
-
-        try:
-            return run_publish(plan_uri, topic)
-        except QualityGateFailed as exc:  # quarantined already; fail visibly, retrying cannot help
-            raise AirflowFailException(str(exc)) from None
-
     pending = hash(discover())
     chunks = chunk(pending)
     answers = prompt.expand(item=select.override(task_id="stream_items")(chunks, "stream"))
@@ -151,8 +148,19 @@ def prompt_pipeline():
     ).expand(item=select.override(task_id="batch_items")(chunks, "batch"))
     scrubbed = scrub.expand_kwargs(pending)
     validated = validate.expand_kwargs(pending)
-    published = publish.expand_kwargs(pending)
+    # Outlet: the asset alias every published topic's Asset is added to (one Asset per topic, see
+    # pipeline_hub.lineage); OpenLineage lineage comes from the operator's get_openlineage_facets_* methods.
+    published = PublishOperator.partial(
+        task_id="publish", trigger_rule="none_failed", outlets=[AssetAlias(PUBLISHED_ALIAS)]
+    ).expand_kwargs(pending)
     [answers, batch_answers] >> scrubbed >> validated >> published
 
 
-prompt_pipeline()
+dag = prompt_pipeline()
+# Lineage is declared by the publish operator (raw objects in, published datasets out). Hook-level
+# collection would add every staging object read or written, under connection-qualified URIs: off.
+# (Only when OpenLineage is configured: the provider's authoring API takes ~1.5 s to import.)
+if not openlineage_conf.is_disabled():
+    from airflow.providers.openlineage.api.emission_policy import extend_global_openlineage_emission_policy
+
+    extend_global_openlineage_emission_policy(dag, hook_lineage=False)

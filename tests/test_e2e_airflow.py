@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -22,6 +23,7 @@ import yaml
 from conftest import DS, REPO, llm_conn
 
 pytestmark = pytest.mark.slow
+TOPICS = ("industry_classification", "use_case_extraction", "contact_extraction", "company_matching")
 
 # Synthetic PII seeded into an extra raw object (values chosen to exist nowhere else in the sample).
 SEEDED = {
@@ -98,6 +100,10 @@ def airflow_env(tmp_path_factory, seaweed, stub_server, include_batch):
         "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
         "PIPELINE_HUB_PII_KEY": "7a" * 32,
         "PIPELINE_HUB_LLM_CACHE": "s3://aws_default@raw/llm-cache",  # the shared backend, in the raw zone
+        # OpenLineage: the file transport, one JSON file per event, into this module's temporary folder.
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(tmp_path_factory.mktemp("openlineage") / "event"), "append": False}
+        ),
     }
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     for pool in ("llm_default", "llm_alt"):
@@ -117,10 +123,10 @@ def airflow_env(tmp_path_factory, seaweed, stub_server, include_batch):
     return env, home, client
 
 
-def dags_test(env, conf: dict | None = None) -> subprocess.CompletedProcess:
+def dags_test(env, ds: str = DS, conf: dict | None = None) -> subprocess.CompletedProcess:
     extra = ["--conf", json.dumps(conf)] if conf else []
     return subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "prompt_pipeline", DS, *extra],
+        [sys.executable, "-m", "airflow", "dags", "test", *extra, "prompt_pipeline", ds],
         env=env,
         capture_output=True,
         text=True,
@@ -165,6 +171,23 @@ def xcom_values(home) -> str:
         con.close()
 
 
+def openlineage_dir(env) -> Path:
+    return Path(json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"]).parent
+
+
+def asset_events(home, run_id: str) -> dict[str, dict]:
+    """``{asset uri: event extra}`` of the asset events the DAG run ``run_id`` emitted."""
+    con = sqlite3.connect(home / "airflow.db")
+    try:
+        rows = con.execute(
+            "SELECT a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE e.source_run_id = ?",
+            (run_id,),
+        ).fetchall()
+    finally:
+        con.close()
+    return {uri: json.loads(extra) for uri, extra in rows}
+
+
 def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     env, home, client = airflow_env
     stub_server.reset()
@@ -177,7 +200,7 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     assert set().union(*first_pools.values()) == {"llm_default"}  # the default connection's pool
     runs_before = set(first_pools)
 
-    for topic in ("industry_classification", "use_case_extraction", "contact_extraction", "company_matching"):
+    for topic in TOPICS:
         m = s3_json(client, "sanitized", f"sanitized_data/{topic}/ds={DS}/_manifest.json")
         c = m["counts"]
         assert m["status"] == "published" and c["in"] == c["published"] + c["quarantined_total"]
@@ -195,6 +218,26 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     assert set().union(*task_pools(home, "prompt_batch").values()) == {"llm_default"}
     assert ti_states(home, "prompt_batch") == {"success"} and "deferr" in all_logs(home, first).lower()
 
+    # Lineage. OpenLineage events (file transport) name every raw object read and every published dataset;
+    # each topic's Asset got one event whose extra holds counts and the batch hash.
+    from pipeline_hub.lineage import event_datasets, read_events
+
+    named = event_datasets(read_events(openlineage_dir(env)))
+    raw_objects = {f"s3://raw/{o['Key']}" for o in client.list_objects_v2(Bucket="raw", Prefix="raw_data/")["Contents"]}
+    assert raw_objects and raw_objects <= named["inputs"], raw_objects - named["inputs"]
+    datasets = {f"s3://sanitized/sanitized_data/{t}" for t in TOPICS}
+    assert datasets <= named["outputs"], datasets - named["outputs"]
+    events = asset_events(home, m["run_id"])
+    assert set(events) == datasets
+    for topic in TOPICS:
+        m = s3_json(client, "sanitized", f"sanitized_data/{topic}/ds={DS}/_manifest.json")
+        extra = events[f"s3://sanitized/sanitized_data/{topic}"]
+        assert extra["published"] == m["counts"]["published"] and extra["batch_hash"] == m["batch_hash"]
+        assert extra["in"] == extra["published"] + extra["quarantined_total"]
+        assert m["quality"]["success"] and m["quality"]["data_docs"].startswith(
+            f"s3://sanitized/reports/quality/{topic}/ds={DS}/"
+        )
+
     # The echoed contact was pseudonymised: the published bytes hold none of the seeded values.
     contacts = client.get_object(
         Bucket="sanitized", Key=f"sanitized_data/contact_extraction/ds={DS}/part-00000.parquet"
@@ -209,11 +252,13 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     for value in SEEDED.values():
         assert value.encode() not in published_bytes
 
-    # Nothing of the record text or PII in task logs or XCom.
+    # Nothing of the record text or PII in task logs, XCom or lineage events.
     logs, xcom = all_logs(home, first), xcom_values(home)
+    lineage = "\n".join(p.read_text() for p in openlineage_dir(env).iterdir())
     for value in SEEDED.values():
         assert value not in logs, f"seeded value leaked into logs: {value[:4]}…"
         assert value not in xcom, f"seeded value leaked into XCom: {value[:4]}…"
+        assert value not in lineage, f"seeded value leaked into OpenLineage events: {value[:4]}…"
     assert "plan.json" in xcom  # XCom is really read: it carries URIs…
     sample = csv.DictReader((REPO / "include" / "sample_data" / "companies" / "companies.csv").open())
     for row in sample:  # …and never record text
@@ -243,3 +288,59 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
     again = s3_json(client, "sanitized", f"sanitized_data/industry_classification/ds={DS}/_manifest.json")
     assert again["run_id"] != before["run_id"] and again["usage"]["cache_hit_rate"] == 1.0
     assert [pools for run, pools in task_pools(home, "prompt").items() if run not in runs_before] == [{"llm_alt"}]
+
+
+def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow_env, stub_server):
+    """Write-audit-publish in Airflow: a kept field leaks an e-mail address, so industry_classification fails
+    its residual-PII expectation: quarantined whole, use_case_extraction publishes, the DAG run fails."""
+    from pipeline_hub.quality import failed_expectations
+
+    env, home, client = airflow_env
+    ds = "2025-01-16"
+    sample = REPO / "include" / "sample_data"
+    leak = 'LEAK-1,Leaky Corp,"write to ceo@leaky-example.com"\n'
+    companies = (sample / "companies" / "companies.csv").read_text()
+    client.put_object(Bucket="raw", Key=f"raw_data/companies/{ds}/companies.csv", Body=(companies + leak).encode())
+    extra_case = {"id": "UC-E2E-16", "agency": "Test Agency", "summary": "A chatbot answers permit questions."}
+    client.put_object(  # new bytes: a batch already published under another ds would be skipped
+        Bucket="raw",
+        Key=f"raw_data/ai_use_cases/{ds}/use_cases.jsonl",
+        Body=(sample / "ai_use_cases" / "use_cases.jsonl").read_bytes() + (json.dumps(extra_case) + "\n").encode(),
+    )
+    stub_server.reset()
+    run = dags_test(env, ds, {"topics": ["industry_classification", "use_case_extraction"]})
+    assert run.returncode != 0, "the DAG run must fail when a topic fails its quality gate"
+    assert "topic failed quality gate" in all_logs(home, run)
+
+    failed = s3_json(client, "sanitized", f"quarantine/industry_classification/ds={ds}/_manifest.json")
+    c = failed["counts"]
+    assert failed["status"] == "quarantined_quality" and c["published"] == 0
+    assert c["in"] == c["quarantined_total"] == c["quarantined"]["quality_failed"] > 0
+    assert "expect_column_values_to_not_match_regex(_published_text)" in failed_expectations(failed["quality"])
+    assert not client.list_objects_v2(Bucket="sanitized", Prefix=f"sanitized_data/industry_classification/ds={ds}/")[
+        "KeyCount"
+    ]
+    docs = client.list_objects_v2(Bucket="sanitized", Prefix=f"reports/quality/industry_classification/ds={ds}/")
+    pages = [o["Key"] for o in docs["Contents"] if o["Key"].endswith(".html")]
+    assert f"reports/quality/industry_classification/ds={ds}/index.html" in pages
+    html = b"".join(client.get_object(Bucket="sanitized", Key=k)["Body"].read() for k in pages)
+    assert b"leaky-example.com" not in html
+
+    ok = s3_json(client, "sanitized", f"sanitized_data/use_case_extraction/ds={ds}/_manifest.json")
+    assert (
+        ok["status"] == "published"
+        and ok["counts"]["in"] == ok["counts"]["published"] + ok["counts"]["quarantined_total"]
+    )
+    assert ok["run_id"] == failed["run_id"]
+    assert set(asset_events(home, ok["run_id"])) == {"s3://sanitized/sanitized_data/use_case_extraction"}
+
+    # OpenLineage: the failed publish reports its raw input and the quarantine dataset.
+    from pipeline_hub.lineage import read_events
+
+    fails = [
+        e
+        for e in read_events(openlineage_dir(env))
+        if e["eventType"] == "FAIL" and e["job"]["name"] == "prompt_pipeline.publish"
+    ]
+    assert fails and {d["name"] for d in fails[-1]["outputs"]} == {"quarantine/industry_classification"}
+    assert {d["name"] for d in fails[-1]["inputs"]} == {f"raw_data/companies/{ds}/companies.csv"}

@@ -77,8 +77,12 @@ def test_malformed_records_are_quarantined_and_counts_add_up(stub, raw_zone, tmp
 def test_invalid_answers_get_one_repair_then_quarantine(stub, raw_zone, tmp_path):
     stub.responder = lambda body: '{"sector": "Not a sector"'  # never valid JSON
     out = tmp_path / "out"
-    run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"], row_limit=3)
-    m = manifest(out, "industry_classification")
+    result = run_pipeline(
+        raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"], row_limit=3
+    )
+    # No valid answer: the answer-validity expectation fails, so the topic's gate fails too.
+    assert "expect_column_values_to_be_in_set(_answer)" in result.failed["industry_classification"]
+    m = manifest(out, "industry_classification", zone="quarantine")
     assert m["counts"]["quarantined"] == {"invalid_output": 3} and m["counts"]["published"] == 0
     assert stub.calls == 6  # one answer + one repair per record
 

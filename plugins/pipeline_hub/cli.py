@@ -240,3 +240,39 @@ def athena_ddl(
         typer.echo(f"wrote {athena.ddl_path()}")
         return
     typer.echo(athena.fill(athena.ddl_path().read_text(), database=database, location=location))
+
+
+# --- Quality gates and lineage -------------------------------------------------------------------
+quality_app = typer.Typer(no_args_is_help=True, help="Great Expectations suites of the topics (include/quality/).")
+app.add_typer(quality_app, name="quality")
+
+
+@quality_app.command("export")
+def quality_export(
+    topics: Annotated[str | None, typer.Option(help="comma-separated topics (default: all)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 if a suite file is stale")] = False,
+) -> None:
+    """Regenerate include/quality/<topic>.json from metadata.yaml and the output schema (hand-written
+    expectations in the file are kept)."""
+    from pipeline_hub.quality import stale_suites, write_suites
+
+    if check:
+        stale = stale_suites(_split(topics))
+        for name in stale:
+            typer.echo(f"stale: include/quality/{name}.json (run `pipeline-hub quality export`)", err=True)
+        raise typer.Exit(1 if stale else 0)
+    for path in write_suites(_split(topics)):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def lineage(
+    events: Annotated[
+        str, typer.Option(help="OpenLineage file-transport output: a directory or file prefix")
+    ] = ".local/openlineage",
+) -> None:
+    """Print the datasets each OpenLineage job read and wrote (events of the file transport)."""
+    from pipeline_hub.lineage import describe_events, read_events
+
+    for line in describe_events(read_events(events)):
+        typer.echo(line)

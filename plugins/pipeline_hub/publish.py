@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline_hub import __version__, storage
 from pipeline_hub.config import REPO_DIR
-from pipeline_hub.quality import LINEAGE_COLUMNS
+from pipeline_hub.quality import LINEAGE_COLUMNS, failed_expectations
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -117,11 +117,30 @@ def write_table(path, rows: list[dict], schema: pa.Schema, metadata: dict[str, s
 
 
 def lineage_metadata(manifest: dict[str, Any]) -> dict[str, str]:
-    """Parquet key-value metadata: the manifest's identity fields as strings (``pipeline_hub.*`` keys)."""
-    keys = ("topic", "ds", "batch_hash", "run_id", "model", "provider", "code_version")
+    """Parquet key-value metadata: the manifest's identity fields as strings (``pipeline_hub.*`` keys).
+
+    Keys: ``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``, ``model``, ``provider``,
+    ``code_version``, ``prompt_name``, ``prompt_version``, ``template_sha256``, ``prompt`` (JSON),
+    ``inputs`` (JSON list of raw objects with SHA-256 and size), ``quality`` (JSON: suite, success,
+    failed blocking expectations, Data Docs URI), each prefixed ``pipeline_hub.``.
+    """
+    keys = ("topic", "ds", "status", "batch_hash", "run_id", "model", "provider", "code_version")
     meta = {f"pipeline_hub.{k}": str(manifest.get(k)) for k in keys}
-    meta["pipeline_hub.prompt"] = json.dumps(manifest["prompt"], sort_keys=True)
+    prompt = manifest["prompt"]
+    meta.update({f"pipeline_hub.prompt_{k}": str(prompt[k]) for k in ("name", "version")})
+    meta["pipeline_hub.template_sha256"] = str(prompt["template_sha256"])
+    meta["pipeline_hub.prompt"] = json.dumps(prompt, sort_keys=True)
     meta["pipeline_hub.inputs"] = json.dumps(manifest["inputs"], sort_keys=True)
+    quality = manifest.get("quality") or {}
+    meta["pipeline_hub.quality"] = json.dumps(
+        {
+            "suite": quality.get("suite"),
+            "success": quality.get("success"),
+            "failed": failed_expectations(quality) if "expectations" in quality else [],
+            "data_docs": quality.get("data_docs"),
+        },
+        sort_keys=True,
+    )
     return meta
 
 

@@ -24,7 +24,7 @@ from pipeline_hub.publish import (
     write_metrics,
     write_table,
 )
-from pipeline_hub.quality import LINEAGE_COLUMNS, failed_expectations, validate_rows
+from pipeline_hub.quality import LINEAGE_COLUMNS, failed_expectations, validate_topic
 from pipeline_hub.registry import load_topic
 from pipeline_hub.routing import get_hook, route_models
 
@@ -35,7 +35,18 @@ QUARANTINE_FIELDS = ("record_id", "reason", "detail", "source_uri", "position", 
 
 
 class QualityGateFailed(RuntimeError):
-    """A topic failed a blocking expectation: its rows were quarantined, the run must end failed."""
+    """A topic failed a blocking expectation: its rows were quarantined, the run must end failed.
+
+    ``summary`` is the publish summary of the quarantined topic (counts, URI of its manifest in the
+    quarantine zone, no record values) and ``manifest`` that manifest, for lineage and callers.
+    """
+
+    def __init__(
+        self, message: str, summary: dict[str, Any] | None = None, manifest: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.summary = summary or {}
+        self.manifest = manifest or {}
 
 
 class ConservationError(RuntimeError):
@@ -261,20 +272,39 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
 
 
 def run_validate(plan_uri: str, topic_name: str) -> dict[str, Any]:
-    """Task ``validate`` (per topic): the GX suite over the scrubbed rows; result to staging."""
+    """Task ``validate`` (per topic): the topic's GX suite over all its records; summary to staging.
+
+    Validates the scrubbed answered rows together with the records quarantined so far (see
+    :mod:`pipeline_hub.quality`), builds Data Docs into ``<sanitized root>/reports/quality/<topic>/ds=<ds>/``
+    and writes the summary to ``<staging>/scrubbed/<topic>/_quality.json`` for publish. Returns
+    ``{"topic", "success", "failed": [failed blocking expectations], "data_docs"}`` (no record values).
+    """
     plan = RunPlan.load(plan_uri)
-    _, topic = _topic(plan, topic_name)
+    tp, topic = _topic(plan, topic_name)
     out = storage.join(plan.staging, "scrubbed", topic.name)
     rows = storage.read_jsonl(out / "rows.jsonl")
-    columns = ["record_id", *topic.keep_fields, *topic.prompt.output_schema.get("properties", {})]
-    result = validate_rows(topic, rows, columns)
+    quarantine = storage.read_jsonl(out / "quarantine.jsonl")
+    source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
+    records_in = source_counts["staged"] + sum(source_counts["rejected"].values())
+    result = validate_topic(
+        topic,
+        rows,
+        quarantine,
+        records_in=records_in,
+        run_name=plan.run_id,
+        docs_target=partition(plan.settings["sanitized_root"], "reports/quality", topic.name, plan.ds),
+    )
     storage.write_json(out / "_quality.json", result, atomic=False)
-    log.info("validate %s: success=%s over %d rows", topic.name, result["success"], result["evaluated"])
-    return {
-        "topic": topic.name,
-        "success": result["success"],
-        "failed": failed_expectations(result),
-    }
+    failed = failed_expectations(result)
+    log.info(
+        "validate %s: success=%s over %d records; failed: %s; data docs: %s",
+        topic.name,
+        result["success"],
+        result["evaluated"],
+        failed or "none",
+        result["data_docs"],
+    )
+    return {"topic": topic.name, "success": result["success"], "failed": failed, "data_docs": result["data_docs"]}
 
 
 def _collect_stats(answers_dir) -> dict[str, Any]:
@@ -309,9 +339,17 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
 def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     """Task ``publish`` (per topic): Parquet + quarantine + manifest (last) + index entry.
 
-    Raises :class:`QualityGateFailed` after quarantining the topic when its GX suite failed, and
-    :class:`ConservationError` (publishing nothing) when records in != published + quarantined.
+    Returns the publish summary (``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``,
+    ``prompt_version``, ``model``, counts, ``usage``, ``manifest`` URI, ``dataset`` = URI of the
+    topic's sanitized partition root). Raises :class:`QualityGateFailed` after quarantining the topic
+    when a blocking expectation of its GX suite failed, and :class:`ConservationError` (publishing
+    nothing) when records in != published + quarantined.
     """
+    return publish_topic(plan_uri, topic_name)[0]
+
+
+def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`run_publish`, returning ``(summary, manifest)`` (the manifest for lineage, not XCom)."""
     plan = RunPlan.load(plan_uri)
     tp, topic = _topic(plan, topic_name)
     stage = storage.join(plan.staging, "scrubbed", topic.name)
@@ -389,7 +427,24 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
         "outputs": {
             "data": storage.public_uri(data_dir / "part-00000.parquet") if rows else None,
             "quarantine": storage.public_uri(q_dir / "part-00000.parquet") if quarantine else None,
+            "data_docs": quality.get("data_docs"),
         },
+    }
+    manifest_path = (data_dir if quality["success"] else q_dir) / "_manifest.json"
+    summary = {
+        "topic": topic.name,
+        "ds": plan.ds,
+        "status": status,
+        "batch_hash": tp.batch_hash,
+        "run_id": plan.run_id,
+        "prompt_version": topic.version,
+        "model": manifest["model"],
+        **{k: counts[k] for k in ("in", "published")},
+        "quarantined": counts["quarantined"],
+        "quarantined_total": counts["quarantined_total"],
+        "usage": manifest["usage"],
+        "manifest": storage.public_uri(manifest_path),
+        "dataset": storage.public_uri(data_dir.parent),
     }
     meta = lineage_metadata(manifest)
     if quarantine:
@@ -405,10 +460,13 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
         ]
         write_table(q_dir / "part-00000.parquet", q_rows, QUARANTINE_SCHEMA, meta)
     if not quality["success"]:
-        storage.write_json(q_dir / "_manifest.json", manifest)
+        storage.write_json(manifest_path, manifest)
         raise QualityGateFailed(
-            f"topic {topic.name}: {quarantine[-1]['detail'] if quarantine else 'failed'}; "
+            f"topic {topic.name}: topic failed quality gate: {', '.join(failed_expectations(quality))}; "
             f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}"
+            + (f"; Data Docs: {quality['data_docs']}" if quality.get("data_docs") else ""),
+            summary=summary,
+            manifest=manifest,
         )
     if rows:
         schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
@@ -421,19 +479,10 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     elif (data_dir / "part-00000.parquet").exists():
         (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
     write_metrics(plan.settings["sanitized_root"], manifest)
-    manifest_path = data_dir / "_manifest.json"
     storage.write_json(manifest_path, manifest)
     storage.write_json(
         storage.join(plan.settings["sanitized_root"], "_index", topic.name, f"{tp.batch_hash}.json"),
         {"identity": plan.identity(tp), "manifest": storage.public_uri(manifest_path), "published_at": now()},
     )
-    summary = {
-        "topic": topic.name,
-        "status": status,
-        **{k: counts[k] for k in ("in", "published")},
-        "quarantined": counts["quarantined"],
-        "usage": manifest["usage"],
-        "manifest": storage.public_uri(manifest_path),
-    }
     log.info("publish %s: %s", topic.name, summary)
-    return summary
+    return summary, manifest
