@@ -165,6 +165,29 @@ def test_erasing_an_email_removes_its_rows_everywhere_and_audits_without_the_val
     assert "eronn" not in caplog.text
 
 
+def test_an_erased_subject_is_not_published_again_from_raw_data_still_held(zone, published, stub, monkeypatch):
+    """The raw zone keeps the subject until retention expires it: a re-run (backfill, new prompt version,
+    lost index) quarantines the subject's rows as erased_subject instead of publishing them again."""
+    out, _ = zone
+    target = psn(EMAIL, "EMAIL_ADDRESS")
+    erasure.erase_subject(str(out), [EMAIL], cache=False)
+    shutil.rmtree(out / "_index" / "contact_extraction")  # forces the topic to run again
+    stub.responder = contacts_from_headers
+    monkeypatch.setenv("PIPELINE_HUB_LLM_CACHE", f"disk:{out.parent / 'cache'}")
+    result = run_pipeline(raw_root=str(published / "raw"), output_root=str(out), ds=DS, topics=["contact_extraction"])
+    assert [p["topic"] for p in result.published] == ["contact_extraction"]
+    assert rows_mentioning(out, target) == []
+    m = contact_manifest(out)
+    c = m["counts"]
+    assert c["quarantined"][erasure.ERASED_REASON] == 1 and c["in"] == c["published"] + c["quarantined_total"]
+    q_file = out / "quarantine" / "contact_extraction" / f"ds={DS}" / "part-00000.parquet"
+    quarantined = pq.read_table(q_file).to_pylist()
+    assert {r["record_id"] for r in quarantined if r["reason"] == erasure.ERASED_REASON} == {
+        "kaminski-v_all_documents_4060"
+    }
+    assert not any(target in (r["raw_answer"] or "") for r in quarantined)  # the invalid answer quoting it too
+
+
 def test_erasing_a_name_matches_whole_values_and_free_text(zone):
     out, cache = zone
     assert len(rows_mentioning(out, psn(NAME, "PERSON"))) == 2

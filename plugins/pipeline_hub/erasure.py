@@ -36,9 +36,10 @@
    the pseudonyms, the objects rewritten, the rows removed and the cache entries purged — never the
    value.
 
-Not covered here, by design: the raw zone and staging hold the subject's raw text until retention
-(:mod:`pipeline_hub.retention`, S3 lifecycle) expires them; re-processing a raw batch that still holds
-the subject (e.g. under a new prompt version) publishes it again. Run an erasure when no
+The raw zone and staging hold the subject's raw text until retention (:mod:`pipeline_hub.retention`,
+S3 lifecycle) expires them; so that re-processing such a batch (a backfill, a new prompt version) does
+not publish the subject again, the publish stage applies :func:`suppress_erased` with the pseudonyms of
+every audit record (:func:`erased_pseudonyms`). Run an erasure when no
 ``prompt_pipeline`` run is publishing the same partitions (a concurrent publish can overwrite the
 rewritten file). The subject value is never logged, raised or written; pseudonyms are (they
 identify nobody without the key).
@@ -406,3 +407,65 @@ def erase_subject(
         result.cache_entries_purged,
     )
     return result
+
+
+# --- Keeping erased subjects out of later publications -------------------------------------------
+
+ERASED_REASON = "erased_subject"
+
+
+def erased_pseudonyms(sanitized_root: str) -> set[str]:
+    """Every pseudonym named by an erasure audit record under ``sanitized_root`` (dry runs write none).
+
+    This is the suppression list: the raw zone may still hold an erased subject until retention expires
+    it, so a later run (a backfill, a new prompt version) must not publish them again.
+    """
+    return {p["pseudonym"] for record in read_audit(sanitized_root) for p in record.get("pseudonyms", [])}
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+
+
+def suppress_erased(
+    rows: list[dict[str, Any]], quarantine: list[dict[str, Any]], pseudonyms: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Move rows holding an erased subject's pseudonym out of ``rows`` before publishing.
+
+    ``rows`` are scrubbed answer rows (dicts, nested values allowed), ``quarantine`` the quarantine rows
+    (``record_id``, ``reason``, ``detail``, …, ``raw_answer``). A row matches as in :func:`matching_rows`
+    (a pseudonym as a whole token in any string leaf). Matching rows become quarantine rows with reason
+    ``erased_subject`` (no values kept); a matching quarantine row keeps its place but loses its
+    ``raw_answer``. Returns ``(rows kept, quarantine, rows suppressed)``; counts stay conserved.
+    """
+    if not pseudonyms:
+        return rows, quarantine, 0
+    token = re.compile(pseudonym_pattern(pseudonyms))
+
+    def holds(value: Any) -> bool:
+        return any(token.search(s) for s in _leaves(value))
+
+    kept, moved = [], []
+    for row in rows:
+        (moved if holds({k: v for k, v in row.items() if k != "record_id"}) else kept).append(row)
+    quarantine = [
+        {**q, "raw_answer": None} if q.get("raw_answer") and holds(q["raw_answer"]) else q for q in quarantine
+    ]
+    quarantine += [
+        {
+            "record_id": r["record_id"],
+            "reason": ERASED_REASON,
+            "detail": "holds the pseudonym of a data subject erased earlier (see _audit/erasure/)",
+            "source_uri": None,
+            "position": None,
+        }
+        for r in moved
+    ]
+    return kept, quarantine, len(moved)

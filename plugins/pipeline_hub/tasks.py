@@ -13,6 +13,7 @@ from typing import Any
 from pipeline_hub import storage
 from pipeline_hub.chunking import chunk_source, read_chunk
 from pipeline_hub.config import Settings
+from pipeline_hub.erasure import ERASED_REASON, erased_pseudonyms, suppress_erased
 from pipeline_hub.plan import RunPlan, discover, hash_and_plan, resolve_topics
 from pipeline_hub.publish import (
     QUARANTINE_SCHEMA,
@@ -359,6 +360,10 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
     scrub_summary = storage.read_json(stage / "_summary.json")
     source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
     lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": tp.model or plan.model, "run_id": plan.run_id}
+    # GDPR erasure is permanent: rows of a subject erased earlier stay out, even from a re-processed batch.
+    rows, quarantine, suppressed = suppress_erased(rows, quarantine, erased_pseudonyms(plan.settings["sanitized_root"]))
+    if suppressed:
+        log.info("topic %s: %d rows of erased data subjects quarantined as %s", topic.name, suppressed, ERASED_REASON)
     if not quality["success"]:
         detail = "topic failed quality gate: " + ", ".join(failed_expectations(quality))
         quarantine += [
