@@ -240,3 +240,32 @@ def athena_ddl(
         typer.echo(f"wrote {athena.ddl_path()}")
         return
     typer.echo(athena.fill(athena.ddl_path().read_text(), database=database, location=location))
+
+
+# --- Prompt lifecycle: validate, score, promote, roll back (issue 5) -------------------------------
+
+
+@app.command()
+def validate(
+    directory: Annotated[
+        Path | None, typer.Argument(help="prompts directory holding <topic>/metadata.yaml (default: include/prompts)")
+    ] = None,
+    topics: Annotated[str | None, typer.Option(help="comma-separated topics (default: all)")] = None,
+) -> None:
+    """Check the prompt registry: metadata schema, templates, variables, output schemas, examples, pointers.
+
+    Prints one ``path:line: message`` per problem and exits 1 when there is any.
+    """
+    from pipeline_hub.prompt_validation import validate_registry
+
+    try:
+        problems = validate_registry(directory, _split(topics))
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo("prompt registry is valid")
