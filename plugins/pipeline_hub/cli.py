@@ -269,3 +269,31 @@ def validate(
         typer.echo(f"{len(problems)} problem(s)", err=True)
         raise typer.Exit(1)
     typer.echo("prompt registry is valid")
+
+
+@app.command()
+def score(
+    topic: Annotated[str, typer.Option(help="topic to score")],
+    version: Annotated[str | None, typer.Option(help="version to score (default: the dev pointer)")] = None,
+    conn: Annotated[str, typer.Option("--conn", help="Airflow connection of the model")] = "llm_default",
+    limit: Annotated[int | None, typer.Option(help="score only the first N examples (not valid for the gate)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the score as JSON")] = False,
+    artifacts: Annotated[
+        str | None, typer.Option(help="artifacts root (default: PIPELINE_HUB_ARTIFACTS_URI or .local/)")
+    ] = None,
+) -> None:
+    """Run a prompt version over its labelled examples; write reports/<topic>/<version>/score.json|md|png."""
+    from pipeline_hub.registry import RegistryError
+    from pipeline_hub.score_report import render_markdown
+    from pipeline_hub.scoring import ScoreError, score_version
+
+    try:
+        result = score_version(topic, version=version, conn_id=conn, limit=limit, artifacts=artifacts)
+    except (RegistryError, ScoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if json_out:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    typer.echo(render_markdown(result, plot_name=None))
+    typer.echo("\n".join(f"{kind}: {uri}" for kind, uri in result["artifacts"].items()))
