@@ -86,12 +86,12 @@ def copy_registry(tmp_path: Path) -> Path:
 
 
 def add_version(prompts_dir: Path, topic: str, version: str = "v2", *, dev: bool = True) -> None:
-    """Add ``version`` to ``topic``: the v1 template with a different last user line, same schema."""
+    """Add ``version`` to ``topic``: the v1 template with a last user line naming the version, same schema."""
     folder = prompts_dir / topic
     source = (folder / "prompts" / f"{topic}_v1.j2").read_text()
     assert "Answer:\n{% endblock %}" in source
     (folder / "prompts" / f"{topic}_{version}.j2").write_text(
-        source.replace("Answer:\n{% endblock %}", "Answer with the JSON object:\n{% endblock %}")
+        source.replace("Answer:\n{% endblock %}", f"Answer ({version}):\n{{% endblock %}}")
     )
     meta_path = folder / "metadata.yaml"
     text = meta_path.read_text()

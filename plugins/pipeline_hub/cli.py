@@ -297,3 +297,48 @@ def score(
         return
     typer.echo(render_markdown(result, plot_name=None))
     typer.echo("\n".join(f"{kind}: {uri}" for kind, uri in result["artifacts"].items()))
+
+
+@app.command()
+def promote(
+    topic: Annotated[str, typer.Option(help="topic whose prod pointer moves")],
+    version: Annotated[str, typer.Option(help="version to make prod (must pass the topic's gate)")],
+    by: Annotated[str | None, typer.Option(help="who promotes (default: PIPELINE_HUB_ACTOR or the login name)")] = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(help="artifacts root holding the scores (default: PIPELINE_HUB_ARTIFACTS_URI or .local/)"),
+    ] = None,
+) -> None:
+    """Move prod to VERSION if its latest score passes the gate in metadata.yaml; audit + changelog."""
+    from pipeline_hub.promotion import GateRefused, PromotionError
+    from pipeline_hub.promotion import promote as do_promote
+
+    try:
+        entry = do_promote(topic, version, artifacts=artifacts, actor=by)
+    except GateRefused as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except PromotionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(entry, indent=2, default=str))
+
+
+@app.command()
+def rollback(
+    topic: Annotated[str, typer.Option(help="topic whose prod pointer goes back")],
+    by: Annotated[
+        str | None, typer.Option(help="who rolls back (default: PIPELINE_HUB_ACTOR or the login name)")
+    ] = None,
+    artifacts: Annotated[str | None, typer.Option(help="artifacts root holding the scores")] = None,
+) -> None:
+    """Move prod back to the previously promoted version (from the audit log); audit + changelog."""
+    from pipeline_hub.promotion import PromotionError
+    from pipeline_hub.promotion import rollback as do_rollback
+
+    try:
+        entry = do_rollback(topic, artifacts=artifacts, actor=by)
+    except PromotionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(entry, indent=2, default=str))
