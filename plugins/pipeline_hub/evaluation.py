@@ -264,7 +264,8 @@ def run_canary(
     }
     manifest = latest_publication(settings, topic_name)
     if manifest is None:
-        return {**base, "status": "skipped_no_publication", "prod_version": load_topic(topic_name).version}
+        prod = load_topic(topic_name, settings.prompts_dir).version
+        return {**base, "status": "skipped_no_publication", "prod_version": prod}
     prod_version = manifest["prompt"]["version"]
     base.update({"prod_version": prod_version, "ds": manifest["ds"], "batch_hash": manifest["batch_hash"]})
     if prod_version == dev.version and manifest["prompt"]["template_sha256"] == dev.prompt.template_sha256:
