@@ -59,7 +59,7 @@ SECTORS = [
 COMPANIES_PER_SECTOR_SAMPLE = 2
 COMPANIES_PER_SECTOR_EXAMPLES = 6
 USE_CASES_SAMPLE = 12
-USE_CASES_EXAMPLES = 66
+USE_CASES_EXAMPLES = 63
 USE_CASES_EXAMPLES_PER_AGENCY = 3
 EMAILS_SAMPLE = 10
 EMAIL_SAMPLE_MAX_CHARS = 1500
@@ -288,10 +288,12 @@ def build_use_cases(shared: Path, out: Writer) -> None:
         [{"id": u, "agency": df.loc[u, "Agency"], "summary": df.loc[u, "Summary"]} for u in sample],
     )
 
-    # Examples: not in the sample, techniques given and usable as gold, summary 150-1200 chars.
+    # Examples: not in the sample, techniques given and usable as gold, summary 150-1200 chars, and an
+    # agency (a required input of the prompt: production quarantines a record without one).
     techs = df["Techniques"].map(split_techniques)
     ok = (
         ~df.index.isin(sample)
+        & (df["Agency"].fillna("").astype(str).str.strip() != "")
         & (slen >= 150)
         & (slen <= 1200)
         & techs.map(lambda t: 1 <= len(t) <= 5 and all(len(x) <= 60 for x in t))
@@ -343,7 +345,8 @@ def build_use_cases(shared: Path, out: Writer) -> None:
             f"`examples.jsonl` - {len(ex_rows)} inventory entries. Each line: "
             '`{"id", "input": {"id", "agency", "summary"}, "expected": {"use_cases": [{"name", "techniques"}]}}`.'
             "\n\n" + provenance("fedai") + "\n## Selection\n\n"
-            "Rows not in the sample batch whose `Summary` is 150-1200 characters long and whose `Techniques` "
+            "Rows not in the sample batch with a non-empty `Agency` (a required input of the prompt), whose "
+            "`Summary` is 150-1200 characters long and whose `Techniques` "
             "column is filled and splits into 1-5 items of at most 60 characters each (longer values are "
             "free-text sentences, not technique names). Ordered pseudo-randomly (stream `use_cases_examples`), "
             f"at most {USE_CASES_EXAMPLES_PER_AGENCY} per agency, first {USE_CASES_EXAMPLES} taken, sorted by id.\n\n"

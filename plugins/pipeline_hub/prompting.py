@@ -125,6 +125,7 @@ async def _process_record(
         "completion_tokens": 0,
         "attempts": 0,
         "latency_s": 0.0,
+        "answer_latency_s": 0.0,  # provider latency of the answer(s), also when served from the cache
         "cache_hit": True,
         "cost_usd": 0.0,
         "model": None,
@@ -156,6 +157,7 @@ async def _process_record(
         for key in ("prompt_tokens", "completion_tokens", "attempts"):
             usage[key] += getattr(completion, key)
         usage["latency_s"] += 0.0 if completion.cache_hit else completion.latency_s
+        usage["answer_latency_s"] += completion.latency_s
         usage["cache_hit"] = usage["cache_hit"] and completion.cache_hit
         usage["cost_usd"] += cost
         usage["model"], usage["route"] = completion.model, completion.route
