@@ -277,6 +277,7 @@ def lineage(
     for line in describe_events(read_events(events)):
         typer.echo(line)
 
+
 # --- Prompt lifecycle: validate, score, promote, roll back (issue 5) -------------------------------
 
 
