@@ -1,0 +1,252 @@
+"""The PII analyzer: Presidio ``AnalyzerEngine`` built from ``include/pii/``, batched and parallel.
+
+Speed, without losing recall (``benchmarks/pii.py``, results in ``benchmarks/RESULTS.md``):
+
+* only the recognizers in ``recognizers.yaml`` are registered (Presidio's registry YAML), and only the
+  configured entities are asked for;
+* spaCy runs as ``nlp.pipe`` batches (Presidio ``BatchAnalyzerEngine``) with the pipeline components
+  PERSON does not need excluded (``spacy_exclude``);
+* identical texts are analyzed once;
+* large inputs are split across worker processes, each with its own engine (spaCy's own
+  ``n_process`` would parallelise only the NLP step, not the regex and phone recognizers);
+* the phone recognizer, the slowest, runs only over digit runs (:mod:`pipeline_hub.recognizers`).
+
+Presidio runs offline: the spaCy model is an installed package and ``tldextract`` (used by the e-mail
+recognizer) uses its bundled public-suffix snapshot instead of downloading one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, NamedTuple
+
+from pipeline_hub.pii_config import PiiConfigError, ScrubConfig
+
+log = logging.getLogger(__name__)
+
+
+class Detection(NamedTuple):
+    """One PII span: entity type, character offsets ``[start, end)`` and recognizer score in [0, 1]."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+
+
+def _offline_tldextract() -> None:
+    """Make ``tldextract.extract`` use the bundled suffix-list snapshot (no network at run time)."""
+    import tldextract.tldextract as tld
+
+    if tld.TLD_EXTRACTOR.suffix_list_urls:
+        tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def _nlp_engine_class():
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    class LeanSpacyNlpEngine(SpacyNlpEngine):
+        """Presidio's spaCy engine loading the model without ``exclude``d components.
+
+        Without a lemmatizer spaCy leaves ``lemma_`` empty; the lower-cased token then stands in for
+        it, so Presidio's context words still match (its ``LemmaContextAwareEnhancer`` matches
+        context words as substrings of these forms).
+        """
+
+        def __init__(self, models, ner_model_configuration=None, exclude: Iterable[str] = ()) -> None:
+            super().__init__(models=models, ner_model_configuration=ner_model_configuration)
+            self.exclude = list(exclude)
+
+        def load(self) -> None:
+            import spacy
+
+            self.nlp = {}
+            for model in self.models:
+                self._validate_model_params(model)
+                nlp = spacy.load(model["model_name"], exclude=self.exclude)
+                if not nlp.has_pipe("ner"):
+                    raise PiiConfigError(f"spaCy model {model['model_name']} has no 'ner' component")
+                self.nlp[model["lang_code"]] = nlp
+
+        def _doc_to_nlp_artifact(self, doc, language):
+            artifacts = super()._doc_to_nlp_artifact(doc, language)
+            if any(not lemma for lemma in artifacts.lemmas):
+                artifacts.lemmas = [t.lemma_ or t.lower_ for t in doc]
+                artifacts.keywords = artifacts.set_keywords(self, artifacts.lemmas, language)
+            return artifacts
+
+    return LeanSpacyNlpEngine
+
+
+def build_analyzer(config: ScrubConfig):
+    """A Presidio ``AnalyzerEngine`` for ``config``: lean spaCy engine + the YAML recognizer registry.
+
+    Raises :class:`PiiConfigError` naming the file when the registry YAML is invalid or an entity of
+    ``presidio.yaml`` has no recognizer in it.
+    """
+    _offline_tldextract()
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NerModelConfiguration
+    from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
+
+    import pipeline_hub.recognizers  # noqa: F401 - registers the Crm* classes the registry YAML names
+
+    models = [m for m in config.nlp_engine["models"] if m["lang_code"] == config.language]
+    ner_conf = config.nlp_engine.get("ner_model_configuration")
+    nlp = _nlp_engine_class()(
+        models=models,
+        ner_model_configuration=NerModelConfiguration.from_dict(ner_conf) if ner_conf else None,
+        exclude=config.spacy_exclude,
+    )
+    nlp.load()
+    registry = None
+    if config.recognizers_path is not None:
+        try:
+            provider = RecognizerRegistryProvider(conf_file=config.recognizers_path, nlp_engine=nlp)
+            registry = provider.create_recognizer_registry()
+        except Exception as exc:  # Presidio raises ValueError, pydantic errors, its own not-found error
+            raise PiiConfigError(f"{config.recognizers_path}: invalid recognizer registry: {exc}") from None
+    analyzer = AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=[config.language])
+    supported = set(analyzer.get_supported_entities(config.language))
+    missing = [e for e in config.entities if e not in supported]
+    if missing:
+        raise PiiConfigError(
+            f"{config.source}: entities {missing} have no recognizer in {config.recognizers_path or 'the defaults'}"
+        )
+    return analyzer
+
+
+def resolve_overlaps(found: Iterable[Detection]) -> list[Detection]:
+    """One detection per stretch of text; sorted by start.
+
+    Taken by score (then length): a detection overlapping one already kept is dropped, unless it
+    strictly contains every kept detection it overlaps, which it then replaces. So an IP address is
+    not also counted as a phone number, and an NER span covering only part of an IPv6 address
+    (``db8::a5ae`` as PERSON) does not leave the rest of the address (``2a02:``) unscrubbed.
+    """
+    kept: list[Detection] = []
+    for d in sorted(found, key=lambda d: (-d.score, -(d.end - d.start), d.start)):
+        hit = [k for k in kept if d.start < k.end and k.start < d.end]
+        if not hit:
+            kept.append(d)
+        elif all(d.start <= k.start and k.end <= d.end and (d.end - d.start) > (k.end - k.start) for k in hit):
+            kept = [k for k in kept if k not in hit] + [d]
+    return sorted(kept, key=lambda d: d.start)
+
+
+_ENGINES: dict[tuple, Any] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_analyzer(config: ScrubConfig):
+    """One ``AnalyzerEngine`` per configuration and process (loading spaCy takes seconds)."""
+    key = config.fingerprint()
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = build_analyzer(config)
+        return _ENGINES[key]
+
+
+def _analyze_batch(analyzer, config: ScrubConfig, texts: list[str]) -> list[list[Detection]]:
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    results = BatchAnalyzerEngine(analyzer_engine=analyzer).analyze_iterator(
+        texts,
+        language=config.language,
+        batch_size=config.batch_size,
+        entities=config.entities,
+        score_threshold=config.score_threshold,
+        allow_list=config.allow_list or None,
+    )
+    return [
+        resolve_overlaps(
+            Detection(r.entity_type, r.start, r.end, r.score)
+            for r in found
+            if plausible(text, r.entity_type, r.start, r.end)
+        )
+        for text, found in zip(texts, results, strict=True)
+    ]
+
+
+def plausible(text: str, entity: str, start: int, end: int) -> bool:
+    """False for NER results that cannot be right: a PERSON span without a letter (the small spaCy
+    model sometimes labels a phone number such as ``+15062323670`` as a person)."""
+    return entity != "PERSON" or any(c.isalpha() for c in text[start:end])
+
+
+# Worker processes: each builds its own engine once, from the pickled configuration.
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(config: ScrubConfig) -> None:
+    _WORKER["config"] = config
+    _WORKER["analyzer"] = build_analyzer(config)
+
+
+def _worker_analyze(texts: list[str]) -> list[list[Detection]]:
+    return _analyze_batch(_WORKER["analyzer"], _WORKER["config"], texts)
+
+
+class PiiAnalyzer:
+    """Finds PII in many texts at once: ``analyze(texts) -> [[Detection, …], …]`` in input order.
+
+    Uses the process-wide engine for ``config`` and, when there are at least
+    ``config.parallel_min_texts`` distinct texts and more than one worker, a pool of worker processes
+    (``spawn``: no state inherited from the parent) kept until :meth:`close`.
+    """
+
+    def __init__(self, config: ScrubConfig) -> None:
+        self.config = config
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def engine(self):
+        """The in-process Presidio ``AnalyzerEngine``."""
+        return shared_analyzer(self.config)
+
+    def analyze(self, texts: list[str]) -> list[list[Detection]]:
+        """Detections per text (same order); repeated texts are analyzed once, blank ones not at all.
+
+        Raises ``TypeError`` for a non-string.
+        """
+        bad = next((type(t).__name__ for t in texts if not isinstance(t, str)), None)
+        if bad:
+            raise TypeError(f"PiiAnalyzer.analyze takes strings, got {bad}")
+        unique = list(dict.fromkeys(t for t in texts if t.strip()))
+        found = dict(zip(unique, self._analyze_unique(unique), strict=True))
+        return [found.get(t, []) for t in texts]
+
+    def _analyze_unique(self, texts: list[str]) -> list[list[Detection]]:
+        workers = self.config.worker_count()
+        if workers < 2 or len(texts) < self.config.parallel_min_texts:
+            return _analyze_batch(self.engine, self.config, texts) if texts else []
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(self.config,),
+            )
+        # Several slices per worker so a slow slice does not leave the other workers idle.
+        size = max(self.config.batch_size, -(-len(texts) // (workers * 4)))
+        slices = [texts[i : i + size] for i in range(0, len(texts), size)]
+        log.info(
+            "PII analysis: %d distinct texts in %d slices over %d worker processes", len(texts), len(slices), workers
+        )
+        return [found for part in self._pool.map(_worker_analyze, slices) for found in part]
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> PiiAnalyzer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
