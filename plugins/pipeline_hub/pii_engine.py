@@ -120,13 +120,16 @@ def build_analyzer(config: ScrubConfig):
     return analyzer
 
 
-def resolve_overlaps(found: Iterable[Detection]) -> list[Detection]:
+def resolve_overlaps(found: Iterable[Detection], ner: Iterable[Detection] = (), text: str = "") -> list[Detection]:
     """One detection per stretch of text; sorted by start.
 
-    Taken by score (then length): a detection overlapping one already kept is dropped, unless it
-    strictly contains every kept detection it overlaps, which it then replaces. So an IP address is
-    not also counted as a phone number, and an NER span covering only part of an IPv6 address
-    (``db8::a5ae`` as PERSON) does not leave the rest of the address (``2a02:``) unscrubbed.
+    ``found`` (pattern and parser results: e-mail, phone, IBAN, …) are taken by score, then length: a
+    detection overlapping one already kept is dropped, unless it strictly contains every kept one it
+    overlaps, which it then replaces (an IP address is not also counted as a phone number).
+    ``ner`` results (spaCy's PERSON spans) come last and are cut around what was kept, keeping the
+    pieces of ``text`` that still hold a letter: the small model's spans sometimes run into a
+    neighbouring e-mail address or cover half of an IPv6 address, and its fixed score (0.85) says
+    nothing about that. ``text`` is the analyzed text (needed when ``ner`` is given).
     """
     kept: list[Detection] = []
     for d in sorted(found, key=lambda d: (-d.score, -(d.end - d.start), d.start)):
@@ -135,7 +138,24 @@ def resolve_overlaps(found: Iterable[Detection]) -> list[Detection]:
             kept.append(d)
         elif all(d.start <= k.start and k.end <= d.end and (d.end - d.start) > (k.end - k.start) for k in hit):
             kept = [k for k in kept if k not in hit] + [d]
+    fixed = sorted(kept, key=lambda d: d.start)
+    for d in ner:
+        start = d.start
+        for k in [k for k in fixed if d.start < k.end and k.start < d.end] + [Detection("", d.end, d.end, 0.0)]:
+            piece = _trim(text, start, min(k.start, d.end))
+            if piece and any(c.isalpha() for c in text[piece[0] : piece[1]]):
+                kept.append(Detection(d.entity, piece[0], piece[1], d.score))
+            start = max(start, k.end)
     return sorted(kept, key=lambda d: d.start)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """``[start, end)`` without leading and trailing characters that are neither letters nor digits."""
+    while start < end and not text[start].isalnum():
+        start += 1
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return (start, end) if end > start else None
 
 
 _ENGINES: dict[tuple, Any] = {}
@@ -162,14 +182,17 @@ def _analyze_batch(analyzer, config: ScrubConfig, texts: list[str]) -> list[list
         score_threshold=config.score_threshold,
         allow_list=config.allow_list or None,
     )
-    return [
-        resolve_overlaps(
-            Detection(r.entity_type, r.start, r.end, r.score)
-            for r in found
-            if plausible(text, r.entity_type, r.start, r.end)
-        )
-        for text, found in zip(texts, results, strict=True)
-    ]
+    out = []
+    for text, found in zip(texts, results, strict=True):
+        ner, other = [], []
+        for r in found:
+            d = Detection(r.entity_type, r.start, r.end, r.score)
+            if (r.recognition_metadata or {}).get("recognizer_name") != "SpacyRecognizer":
+                other.append(d)
+            elif plausible(text, d.entity, d.start, d.end):
+                ner.append(d)
+        out.append(resolve_overlaps(other, ner, text))
+    return out
 
 
 def plausible(text: str, entity: str, start: int, end: int) -> bool:

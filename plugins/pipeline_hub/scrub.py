@@ -75,14 +75,14 @@ class ScanResult:
 class Scrubber:
     """Presidio analyzer + anonymizer configured from :class:`ScrubConfig`, with the keyed pseudonym operator.
 
-    ``key`` is the HMAC key (default :func:`pipeline_hub.pseudonym.load_key`, which raises
-    ``MissingKeyError`` when none is configured). Use as a context manager, or call :meth:`close`, to
-    stop worker processes started for large inputs.
+    ``key`` is the HMAC key (default :func:`pipeline_hub.pseudonym.load_key` when a pseudonym is first
+    needed, which raises ``MissingKeyError`` when none is configured). Use as a context manager, or
+    call :meth:`close`, to stop worker processes started for large inputs.
     """
 
     def __init__(self, config: ScrubConfig | None = None, key: bytes | None = None) -> None:
         self.config = config or ScrubConfig.load()
-        self.key = key if key is not None else load_key()
+        self._key = key
         self.pii = PiiAnalyzer(self.config)
         _guard_presidio_logs()
 
@@ -94,6 +94,13 @@ class Scrubber:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def key(self) -> bytes:
+        """The HMAC key, loaded when first needed (redaction alone needs none)."""
+        if self._key is None:
+            self._key = load_key()
+        return self._key
 
     @property
     def analyzer(self):

@@ -14,11 +14,12 @@ Synthetic and deterministic (``random.Random(SEED)``), built only from what the 
 * IP addresses: IPv4 and IPv6 (full and ``::``-compressed).
 
 Each line is ``{"id", "text", "spans": [{"entity", "start", "end"}]}`` with character offsets into
-``text``. Person spans cover the name only (no title); phone spans exclude extensions. Sentences with no
+``text``. Person spans cover the name only (no title); phone spans exclude extensions; shared
+mailboxes (``sales@…``) are labelled e-mail addresses too (the pipeline publishes no address at all). Sentences with no
 PII and with look-alikes (order, invoice, tracking and customer numbers, dates, amounts, company names
 built from surnames) measure precision.
 
-Usage (repository root): ``.venv/bin/python tests/data/make_pii_eval.py`` (writes next to this file).
+Usage (repository root): ``.venv/bin/python tests/data/make_pii_eval.py [OUT]`` (default: next to this file).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import random
 import string
+import sys
 from pathlib import Path
 
 import phonenumbers
@@ -516,7 +518,8 @@ def record(rng: random.Random) -> Builder:  # noqa: C901 - one template per bran
     return b
 
 
-def main() -> None:
+def build() -> str:
+    """The evaluation set as JSONL text (deterministic)."""
     rng = random.Random(SEED)
     lines = []
     for i in range(N_RECORDS):
@@ -524,14 +527,20 @@ def main() -> None:
         for s in b.spans:
             assert b.text[s["start"] : s["end"]].strip() == b.text[s["start"] : s["end"]], (i, s)
         lines.append(json.dumps({"id": f"pii-{i:04d}", "text": b.text, "spans": b.spans}, ensure_ascii=False))
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
+
+
+def main(out: Path = OUT) -> None:
+    text = build()
+    out.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
     spans = [json.loads(x)["spans"] for x in lines]
     counts: dict[str, int] = {}
     for ss in spans:
         for s in ss:
             counts[s["entity"]] = counts.get(s["entity"], 0) + 1
-    print(f"wrote {OUT} ({len(lines)} records, {sum(counts.values())} spans: {dict(sorted(counts.items()))})")
+    print(f"wrote {out} ({len(lines)} records, {sum(counts.values())} spans: {dict(sorted(counts.items()))})")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
