@@ -21,8 +21,9 @@ file and the key):
     Presidio's ``hash`` is refused: since presidio-anonymizer 2.2.361 it salts randomly per call
     unless given a salt, so its output is not joinable, and a salt in this file would not be secret.
 ``batch_size``, ``workers``, ``parallel_min_texts``
-    Analysis speed: texts per spaCy ``nlp.pipe`` batch; worker processes (``auto`` = usable CPUs, at
-    most 4; 1 = in-process); below ``parallel_min_texts`` distinct texts no worker is started.
+    Analysis speed: texts per spaCy ``nlp.pipe`` batch; processes analyzing a large input, the
+    calling one included (``auto`` = usable CPUs, at most 4; 1 = in-process only); below
+    ``parallel_min_texts`` distinct texts no worker process is started.
 
 Per topic (``include/prompts/<topic>/metadata.yaml``), :class:`TopicPii` reads ``output.keep_fields``
 and how each is treated (``output.scrub_text``, ``output.pseudonymize``, ``output.keep_as_is``), and
@@ -105,7 +106,7 @@ class ScrubConfig:
         return (Path(self.source).parent / self.recognizers).resolve()
 
     def worker_count(self) -> int:
-        """Worker processes for large inputs: ``workers``, or for ``auto`` the usable CPUs (at most 4)."""
+        """Processes analyzing a large input, this one included: ``workers``, or the usable CPUs (at most 4)."""
         if self.workers != "auto":
             return int(self.workers)
         try:

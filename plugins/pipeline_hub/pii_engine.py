@@ -21,7 +21,7 @@ import logging
 import multiprocessing
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, NamedTuple
 
 from pipeline_hub.pii_config import PiiConfigError, ScrubConfig
@@ -44,6 +44,29 @@ def _offline_tldextract() -> None:
 
     if tld.TLD_EXTRACTOR.suffix_list_urls:
         tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
+
+
+class _NoRecordText(logging.Filter):
+    """Presidio logs matched text (IBAN validation errors) and context words (debug): keep its message
+    templates, drop their arguments, and drop debug records (some are pre-formatted f-strings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return False
+        if record.args:
+            record.args = tuple("<redacted>" for _ in record.args) if isinstance(record.args, tuple) else {}
+        return True
+
+
+def guard_presidio_logs() -> None:
+    """Install :class:`_NoRecordText` on Presidio's loggers (once)."""
+    for name in PRESIDIO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoRecordText) for f in logger.filters):
+            logger.addFilter(_NoRecordText())
 
 
 def _nlp_engine_class():
@@ -89,6 +112,7 @@ def build_analyzer(config: ScrubConfig):
     ``presidio.yaml`` has no recognizer in it.
     """
     _offline_tldextract()
+    guard_presidio_logs()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NerModelConfiguration
     from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
@@ -218,8 +242,9 @@ class PiiAnalyzer:
     """Finds PII in many texts at once: ``analyze(texts) -> [[Detection, …], …]`` in input order.
 
     Uses the process-wide engine for ``config`` and, when there are at least
-    ``config.parallel_min_texts`` distinct texts and more than one worker, a pool of worker processes
-    (``spawn``: no state inherited from the parent) kept until :meth:`close`.
+    ``config.parallel_min_texts`` distinct texts and ``config.worker_count()`` is above 1, that many
+    processes: this one and a pool of ``worker_count() - 1`` worker processes (``spawn``: nothing
+    inherited from this process), kept until :meth:`close`.
     """
 
     def __init__(self, config: ScrubConfig) -> None:
@@ -244,23 +269,37 @@ class PiiAnalyzer:
         return [found.get(t, []) for t in texts]
 
     def _analyze_unique(self, texts: list[str]) -> list[list[Detection]]:
-        workers = self.config.worker_count()
-        if workers < 2 or len(texts) < self.config.parallel_min_texts:
+        procs = self.config.worker_count()
+        if procs < 2 or len(texts) < self.config.parallel_min_texts:
             return _analyze_batch(self.engine, self.config, texts) if texts else []
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=workers,
+                max_workers=procs - 1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
                 initargs=(self.config,),
             )
-        # Several slices per worker so a slow slice does not leave the other workers idle.
-        size = max(self.config.batch_size, -(-len(texts) // (workers * 4)))
+        # Small slices, shared out as they are asked for: the workers always have the next slice queued,
+        # and this process analyzes a slice itself whenever they do, from the first moment (while the
+        # workers still load spaCy) to the last (no process idles while another holds a long tail).
+        size = max(self.config.batch_size, -(-len(texts) // (procs * 8)))
         slices = [texts[i : i + size] for i in range(0, len(texts), size)]
-        log.info(
-            "PII analysis: %d distinct texts in %d slices over %d worker processes", len(texts), len(slices), workers
-        )
-        return [found for part in self._pool.map(_worker_analyze, slices) for found in part]
+        log.info("PII analysis: %d distinct texts in %d slices over %d processes", len(texts), len(slices), procs)
+        results: list[list[list[Detection]] | None] = [None] * len(slices)
+        pending: dict[Future, int] = {}
+        nxt = 0
+        while nxt < len(slices) or pending:
+            while nxt < len(slices) and len(pending) < 2 * (procs - 1):
+                pending[self._pool.submit(_worker_analyze, slices[nxt])] = nxt
+                nxt += 1
+            for future in [f for f in pending if f.done()]:
+                results[pending.pop(future)] = future.result()
+            if nxt < len(slices):
+                results[nxt] = _analyze_batch(self.engine, self.config, slices[nxt])
+                nxt += 1
+            elif pending:
+                wait(pending, return_when=FIRST_COMPLETED)
+        return [found for part in results for found in part]
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""

@@ -22,9 +22,9 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, Re
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer
 
-# A run of digits with at most three phone punctuation characters between digits, on one line,
-# optionally opened by "+" or "(".
-_CANDIDATE = re.compile(r"[+(]?\d(?:[ \t().\-/]{0,3}\d)+")
+# A run of digits with phone punctuation between them (at most two of " ().-", or one "/"), on one
+# line, optionally opened by "+" or "(". " / " between two numbers ends a window.
+_CANDIDATE = re.compile(r"[+(]?\d(?:(?:[ \t().\-]{0,2}|/)\d)+")
 # Shapes a national-number matcher accepts that are dates or IPv4 addresses, not phone numbers.
 _NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3}")
 _INTERNATIONAL = re.compile(r"^(?:\+|00|011)")
@@ -36,7 +36,11 @@ class CrmPhoneRecognizer(PhoneRecognizer):
     Presidio's ``PhoneRecognizer`` runs the matcher over the whole text once per region, the slowest
     step of an analysis. Here the matcher runs only over candidate windows (runs of at least
     ``min_digits`` digits with phone punctuation, one character of margin each side so the matcher's
-    own boundary checks still apply), so text without such a run costs one regex scan.
+    own boundary checks still apply), and per window only for the regions where it can be a number:
+    an international number (``+``, ``00``, ``011``) once; a national one only for regions whose
+    number lengths (libphonenumber's ``possible_length``) fit its digits, written with the region's
+    trunk prefix (``0``) where it has one, as people write national numbers (``TRUNK_OPTIONAL``
+    regions and NANP's optional ``1`` excepted). Text without a digit run costs one regex scan.
 
     Scores (``AnalyzerEngine`` drops results under the configured ``score_threshold``; a context word
     within Presidio's window adds its context boost, 0.35 by default):
@@ -98,6 +102,8 @@ class CrmPhoneRecognizer(PhoneRecognizer):
     )
     # National formats accepted only next to a context word (no trunk prefix: ids look the same).
     CONTEXT_REGIONS = ("ES", "PT", "LU", "DK", "NO", "PL", "SG")
+    # Regions with a trunk prefix whose numbers are also commonly written without it.
+    TRUNK_OPTIONAL = ("BR", "IN")
 
     def __init__(
         self,
@@ -126,6 +132,28 @@ class CrmPhoneRecognizer(PhoneRecognizer):
         )
         self.context_regions = tuple(r for r in weak if r not in strong)
         self.min_digits, self.strong_score, self.weak_score = min_digits, score, weak_score
+        self._shape = {}  # region -> (national number lengths, trunk prefix or None, trunk optional?)
+        for region in self.supported_regions + self.context_regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            trunk = meta.national_prefix
+            optional = trunk is None or trunk == "1" or region in self.TRUNK_OPTIONAL
+            self._shape[region] = (frozenset(meta.general_desc.possible_length), trunk, optional)
+
+    def _regions_for(self, core: str, digits: int) -> tuple[str, ...]:
+        """The regions whose matcher can find a number in the window text ``core``."""
+        if core.startswith("+") or core.startswith("00"):
+            return ("DE",)  # "+" parses in any region; DE's international prefix is 00
+        if core.startswith("011"):
+            return ("US",)
+        lead = core.lstrip("(")
+        out = []
+        for region in self.supported_regions + self.context_regions:
+            lengths, trunk, optional = self._shape[region]
+            if trunk and lead.startswith(trunk) and digits - len(trunk) in lengths:
+                out.append(region)
+            elif (optional or not trunk) and digits in lengths:
+                out.append(region)
+        return tuple(out)
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
@@ -133,11 +161,13 @@ class CrmPhoneRecognizer(PhoneRecognizer):
         """Phone-number results in ``text`` (character offsets), at most one per span."""
         best: dict[tuple[int, int], tuple[float, str]] = {}
         for window in _CANDIDATE.finditer(text):
-            if sum(c.isdigit() for c in window.group()) < self.min_digits:
+            core = window.group()
+            digits = sum(c.isdigit() for c in core)
+            if digits < self.min_digits or _NOT_A_PHONE.fullmatch(core):
                 continue
             lo, hi = max(0, window.start() - 1), min(len(text), window.end() + 1)
             chunk = text[lo:hi]
-            for region in self.supported_regions + self.context_regions:
+            for region in self._regions_for(core, digits):
                 for match in phonenumbers.PhoneNumberMatcher(chunk, region, leniency=self.leniency):
                     raw = match.raw_string
                     if sum(c.isdigit() for c in raw) < self.min_digits or _NOT_A_PHONE.fullmatch(raw):

@@ -14,7 +14,6 @@ anonymized. Counts per entity (never values) go to the stage summary and from th
 from __future__ import annotations
 
 import copy
-import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -31,26 +30,6 @@ __all__ = ["KIND_BY_FIELD", "PiiConfigError", "ScanResult", "ScrubConfig", "Scru
 # Whole-value kinds for pseudonymized paths, from the last path segment.
 KIND_BY_FIELD = {"email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER", "name": "PERSON"}
 _PSEUDONYM = re.compile(rf"^{PREFIX}[0-9a-f]{{16}}$")
-PRESIDIO_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
-
-
-class _NoRecordText(logging.Filter):
-    """Presidio logs matched text (IBAN validation errors) and context words (debug): keep its message
-    templates, drop their arguments, and drop debug records (some are pre-formatted f-strings)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO:
-            return False
-        if record.args:
-            record.args = tuple("<redacted>" for _ in record.args) if isinstance(record.args, tuple) else {}
-        return True
-
-
-def _guard_presidio_logs() -> None:
-    for name in PRESIDIO_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoRecordText) for f in logger.filters):
-            logger.addFilter(_NoRecordText())
 
 
 def is_pseudonym(value: str) -> bool:
@@ -84,7 +63,6 @@ class Scrubber:
         self.config = config or ScrubConfig.load()
         self._key = key
         self.pii = PiiAnalyzer(self.config)
-        _guard_presidio_logs()
 
     def close(self) -> None:
         self.pii.close()
