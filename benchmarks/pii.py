@@ -20,7 +20,8 @@ Methods:
     :class:`pipeline_hub.pii_engine.PiiAnalyzer` as the scrub stage runs it (``include/pii/``: only the
     configured recognizers, ten entities, spaCy ``nlp.pipe`` batches without the components PERSON does
     not need, deduplication, worker processes). Timed cold (worker start-up and model loading included)
-    and warm (the pool already up, as in a long run).
+    and warm (the pool already up, as in a long run), and in one process only (``workers: 1``), which
+    compares per core with ``plain`` and so depends less on what else the machine runs.
 ``spacy``
     spaCy ``nlp.pipe`` alone over the same texts with the model Presidio loads (full pipeline): the NLP
     floor of a Presidio analysis; its recall is for PERSON only (``PERSON`` entities of the model).
@@ -31,6 +32,7 @@ The machine's load average is printed with the results: this machine is shared.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -112,19 +114,26 @@ def run_scrubber(records, config, workers: int | None) -> list[dict]:
     with PiiAnalyzer(config) as analyzer:
         _ = analyzer.engine  # this process's engine is loaded in either case: time the analysis itself
         for label in ("scrubber (cold: workers start)", "scrubber (warm)"):
-            start = time.perf_counter()
-            dets = analyzer.analyze(texts)
-            wall = time.perf_counter() - start
-            rows.append(
-                {
-                    "method": label,
-                    "seconds": round(wall, 2),
-                    "texts_per_s": round(len(texts) / wall, 1),
-                    "processes": config.worker_count() if len(set(texts)) >= config.parallel_min_texts else 1,
-                    "recall": recall_of(records, dets, ISSUE_ENTITIES),
-                }
-            )
+            rows.append(_timed(label, analyzer, records, texts))
+            rows[-1]["processes"] = config.worker_count() if len(set(texts)) >= config.parallel_min_texts else 1
+    single = dataclasses.replace(config, workers=1)
+    with PiiAnalyzer(single) as analyzer:
+        rows.append(_timed("scrubber (1 process)", analyzer, records, texts))
+        rows[-1]["processes"] = 1
     return rows
+
+
+def _timed(label: str, analyzer: PiiAnalyzer, records: list[dict], texts: list[str]) -> dict:
+    start, cpu = time.perf_counter(), time.process_time()
+    dets = analyzer.analyze(texts)
+    wall = time.perf_counter() - start
+    return {
+        "method": label,
+        "seconds": round(wall, 2),
+        "texts_per_s": round(len(texts) / wall, 1),
+        "cpu_s": round(time.process_time() - cpu, 2),  # this process only
+        "recall": recall_of(records, dets, ISSUE_ENTITIES),
+    }
 
 
 def run_spacy(records, config) -> dict:

@@ -23,7 +23,13 @@ def test_benchmark_reports_speed_and_recall_for_each_method(monkeypatch, capsys)
     assert pii.main(["--texts", "40", "--workers", "2", "--parallel-min", "5", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     methods = [r["method"] for r in out["rows"]]
-    assert methods == ["scrubber (cold: workers start)", "scrubber (warm)", "spacy nlp.pipe (full pipeline)", "plain"]
+    assert methods == [
+        "scrubber (cold: workers start)",
+        "scrubber (warm)",
+        "scrubber (1 process)",
+        "spacy nlp.pipe (full pipeline)",
+        "plain",
+    ]
     for row in out["rows"]:
         assert row["texts_per_s"] > 0 and 0 <= row["recall"]["micro"] <= 1
     assert out["rows"][0]["processes"] == 2
