@@ -134,6 +134,9 @@ def test_company_registration_numbers(found):
     assert ("COMPANY_REGISTRATION_NUMBER", "SC123456") in found("Registered in Scotland, company no. SC123456.")
     assert ("COMPANY_REGISTRATION_NUMBER", "01234567") in found("Company number 01234567, registered in England.")
     assert ("COMPANY_REGISTRATION_NUMBER", "732 829 320") in found("SIREN 732 829 320")
+    assert ("COMPANY_REGISTRATION_NUMBER", "732 829 320 00074") in found("SIRET: 732 829 320 00074")
+    assert ("COMPANY_REGISTRATION_NUMBER", "12345678") in found("Chamber of commerce: KvK-nr. 12345678")
+    assert ("COMPANY_REGISTRATION_NUMBER", "04567123") in found("Acme Ltd, registration number 04567123")
     assert found("We sold 01234567 widgets.") == []  # bare digits need a context word
 
 

@@ -96,11 +96,20 @@ def _nlp_engine_class():
                 self.nlp[model["lang_code"]] = nlp
 
         def _doc_to_nlp_artifact(self, doc, language):
-            artifacts = super()._doc_to_nlp_artifact(doc, language)
-            if any(not lemma for lemma in artifacts.lemmas):
-                artifacts.lemmas = [t.lemma_ or t.lower_ for t in doc]
-                artifacts.keywords = artifacts.set_keywords(self, artifacts.lemmas, language)
-            return artifacts
+            # SpacyNlpEngine._doc_to_nlp_artifact in one pass over the tokens, lemma or lower-case form.
+            from presidio_analyzer.nlp_engine import NlpArtifacts
+
+            lemmas = [t.lemma_ or t.lower_ for t in doc]
+            entities, scores = self._get_updated_entities(self._get_entities(doc), self._get_scores_for_entities(doc))
+            return NlpArtifacts(
+                entities=entities,
+                tokens=doc,
+                tokens_indices=[t.idx for t in doc],
+                lemmas=lemmas,
+                nlp_engine=self,
+                language=language,
+                scores=scores,
+            )
 
     return LeanSpacyNlpEngine
 

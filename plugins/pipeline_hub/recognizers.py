@@ -167,6 +167,7 @@ class CrmPhoneRecognizer(PhoneRecognizer):
                 continue
             lo, hi = max(0, window.start() - 1), min(len(text), window.end() + 1)
             chunk = text[lo:hi]
+            whole = (window.start(), window.end())
             for region in self._regions_for(core, digits):
                 for match in phonenumbers.PhoneNumberMatcher(chunk, region, leniency=self.leniency):
                     raw = match.raw_string
@@ -178,6 +179,8 @@ class CrmPhoneRecognizer(PhoneRecognizer):
                     score = self._score(raw, region)
                     if score > best.get(span, (0.0, ""))[0]:
                         best[span] = (score, phonenumbers.region_code_for_number(match.number) or region)
+                if best.get(whole, (0.0,))[0] >= self.strong_score:
+                    break  # the whole window is a number at full score: no other region can do better
         results = [
             RecognizerResult(
                 entity_type=self.supported_entities[0],
