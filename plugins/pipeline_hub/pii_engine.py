@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+from functools import cached_property
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, NamedTuple
@@ -260,9 +261,9 @@ class PiiAnalyzer:
         self.config = config
         self._pool: ProcessPoolExecutor | None = None
 
-    @property
+    @cached_property
     def engine(self):
-        """The in-process Presidio ``AnalyzerEngine``."""
+        """The in-process Presidio ``AnalyzerEngine`` (shared by every analyzer of this configuration)."""
         return shared_analyzer(self.config)
 
     def analyze(self, texts: list[str]) -> list[list[Detection]]:
