@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
-from functools import cached_property
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from pipeline_hub.pii_config import PiiConfigError, ScrubConfig
