@@ -248,3 +248,25 @@ def test_presidio_log_records_never_carry_their_arguments(scrubber, caplog):
         logging.getLogger("presidio-analyzer").error("Failed to validate text %s", "DE89 3704 0044 0532 0130 00")
         logging.getLogger("presidio-analyzer").debug("Context list is: %s", "jane roe")
     assert "<redacted>" in caplog.text and "3704" not in caplog.text and "jane roe" not in caplog.text
+
+
+def test_operators_per_entity_and_allow_list_apply(scrubber):
+    import dataclasses
+
+    config = dataclasses.replace(
+        scrubber.config,
+        allow_list=["sales@acme-widgets.com"],
+        operators={
+            "DEFAULT": {"type": "replace"},
+            "EMAIL_ADDRESS": {"type": "mask", "masking_char": "#", "chars_to_mask": 5, "from_end": True},
+            "PHONE_NUMBER": {"type": "redact"},
+            "PERSON": {"type": "replace", "new_value": "[name]"},
+        },
+    )
+    with Scrubber(config, key=KEY) as s:
+        (text,), counts = s.scrub_texts(
+            ["Maria Gonzalez (maria@acme.io, +44 20 7946 0958) copied sales@acme-widgets.com; IBAN "
+             "DE89 3704 0044 0532 0130 00"]
+        )  # fmt: skip
+    assert text == "[name] (maria@ac#####, ) copied sales@acme-widgets.com; IBAN <IBAN_CODE>"
+    assert counts == {"PERSON": 1, "EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "IBAN_CODE": 1}
