@@ -108,3 +108,24 @@ def test_deferred_batch_resumes_on_a_fresh_operator(stub, batch_topic, raw_zone,
     summary = getattr(resumed, deferred.value.method_name)(context(), event.payload)
     assert summary["ok"] == 3 and summary["batch"]["batch_id"] == event.payload["batch_id"]
     assert publish(planned)["published"] == 3
+
+
+def test_batch_requests_follow_the_topics_input_pii_policy(stub, batch_topic, raw_zone, tmp_path, monkeypatch):
+    """A remote provider's batch file gets the same redacted inputs as its streaming calls would."""
+    from pipeline_hub import batch_mode, prompting
+
+    email, person = "greta.lindqvist@lindqvist-example.se", "Greta Lindqvist"
+    csv_path = next((raw_zone / "companies" / DS).glob("*.csv"))
+    with csv_path.open("a") as f:
+        f.write(f'PII-1,Nordvik Analytics,"c/o {person}, {email}, Stockholm"\n')
+    remote = lambda hook, routes: ["https://api.example.com/v1"]  # noqa: E731
+    monkeypatch.setattr(batch_mode, "route_providers", remote)
+    monkeypatch.setattr(prompting, "route_providers", remote)
+    planned, items = plan_items(raw_zone, tmp_path / "out", tmp_path, row_limit=None)
+    for item in items:
+        ChunkBatchOperator(task_id="prompt_batch", item=item, deferrable=False, poll_interval=30).execute(context())
+    sent = b"".join(f["content"] for f in stub.batches.files.values()) + json.dumps(stub.requests).encode()
+    batch_lines = [json.loads(line) for f in stub.batches.files.values() for line in f["content"].splitlines()]
+    assert any("Stockholm" in json.dumps(line) for line in batch_lines)  # the record was sent…
+    assert email.encode() not in sent and person.encode() not in sent  # …without its personal data
+    assert b"<EMAIL_ADDRESS>" in sent

@@ -1,17 +1,28 @@
-"""Presidio scrubbing offline: free text anonymised, contact fields pseudonymised, config validated."""
+"""Presidio scrubbing offline: configuration validated, every answer leaf scanned, keyed pseudonyms, counts only."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+
 import pytest
 
-from pipeline_hub.scrub import Scrubber, ScrubConfig
+from pipeline_hub import pii_engine
+from pipeline_hub.pii_config import PiiConfigError, ScrubConfig, TopicPii, input_policy, is_loopback
+from pipeline_hub.pii_engine import Detection, PiiAnalyzer, resolve_overlaps
+from pipeline_hub.registry import load_topic
+from pipeline_hub.scrub import Scrubber, is_pseudonym, scrub_topic
+
+from conftest import REPO
 
 KEY = bytes.fromhex("11" * 32)
+PII_DIR = REPO / "include" / "pii"
 
 
 @pytest.fixture(scope="module")
 def scrubber():
-    return Scrubber(key=KEY)
+    with Scrubber(key=KEY) as s:
+        yield s
 
 
 def test_free_text_pii_is_replaced_and_counted(scrubber):
@@ -58,8 +69,204 @@ def test_contact_fields_become_joinable_pseudonyms(scrubber):
     assert counts["PERSON"] == 2 and counts["EMAIL_ADDRESS"] == 2 and counts["PHONE_NUMBER"] == 1
 
 
-def test_config_rejects_unknown_operator(tmp_path):
+def test_pseudonyms_in_free_text_match_whole_value_pseudonyms_and_are_not_hashed_twice(scrubber):
+    texts, _ = scrubber.scrub_texts(["Regards, Vince Kaminski (vince.kaminski@enron.com)"])
+    rows, _ = scrubber.scrub_rows([{"email": "Vince.Kaminski@enron.com"}], [], ["email"])
+    assert rows[0]["email"] in texts[0] and is_pseudonym(rows[0]["email"])
+    again, _ = scrubber.scrub_rows(rows, [], ["email"])  # e.g. a model answering with the pseudonym it was sent
+    assert again[0]["email"] == rows[0]["email"]
+
+
+def test_every_answer_leaf_is_scanned_and_counted_by_entity(scrubber):
+    """PII the model invents anywhere is anonymized; keep_as_is and enum values are counted but left."""
+    pii = TopicPii.parse(
+        "t",
+        {"keep_fields": ["agency", "note"], "scrub_text": ["note"], "keep_as_is": ["agency"]},
+        None,
+        "metadata.yaml",
+    )
+    schema = {
+        "properties": {
+            "label": {"type": "string", "enum": ["Contact Maria Gonzalez at maria.gonzalez@example.org"]},
+            "items": {"type": "array", "items": {"type": "object", "properties": {"tags": {"type": "array"}}}},
+            "score": {"type": "number"},
+        }
+    }
+    rows = [
+        {
+            "record_id": "r1",
+            "model": "m",
+            "agency": "Office of Maria Gonzalez, maria.gonzalez@example.org",
+            "note": "Ask for Maria Gonzalez",
+            "label": "Contact Maria Gonzalez at maria.gonzalez@example.org",
+            "items": [{"tags": ["nlp", "call +44 20 7946 0958"], "n": 3}],
+            "score": 0.5,
+        }
+    ]
+    out, scan = scrubber.scrub_topic_rows(rows, pii, schema)
+    row = out[0]
+    assert row["items"][0]["tags"][0] == "nlp" and "7946" not in row["items"][0]["tags"][1]
+    assert "Maria Gonzalez" not in row["note"]
+    assert row["agency"] == rows[0]["agency"] and row["label"] == rows[0]["label"]  # counted, not changed
+    assert row["record_id"] == "r1" and row["score"] == 0.5 and row["items"][0]["n"] == 3
+    assert scan.left["EMAIL_ADDRESS"] == 2 and scan.found["PHONE_NUMBER"] == 1
+    assert scan.found["EMAIL_ADDRESS"] == 2 and scan.found["PERSON"] >= 3
+    assert scan.strings == 5
+
+
+def test_scrub_topic_summary_holds_counts_only(scrubber):
+    topic = load_topic("contact_extraction")
+    rows = [
+        {
+            "record_id": "e1",
+            "contacts": [
+                {
+                    "name": "Quentin Zarkowsky",
+                    "title": "VP Finance, ask Mary Poppins",
+                    "organisation": "Acme",
+                    "email": "q.zarkowsky@example.net",
+                    "phone": "+1 415 555 0199",
+                }
+            ],
+        }
+    ]
+    quarantine = [
+        {"record_id": "e2", "reason": "invalid_output", "detail": "x", "raw_answer": "{'name': 'Mary Poppins"}
+    ]
+    out, q, summary = scrub_topic(topic, rows, quarantine, scrubber)
+    assert summary["pii_found"] == {"EMAIL_ADDRESS": 1, "PERSON": 2, "PHONE_NUMBER": 1}
+    assert summary["pii_found_quarantine"] == {"PERSON": 1} and summary["rows"] == 1 and summary["quarantined"] == 1
+    assert "Zarkowsky" not in str(out) + str(q) + str(summary) and "Poppins" not in str(out) + str(q)
+    assert q[0]["reason"] == "invalid_output" and q[0]["record_id"] == "e2"
+
+
+def test_config_file_of_the_project_is_valid():
+    cfg = ScrubConfig.load()
+    assert cfg.recognizers_path == (PII_DIR / "recognizers.yaml").resolve()
+    assert {"PERSON", "PHONE_NUMBER", "VAT_ID"} <= set(cfg.entities)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ("operators:\n  PERSON: {type: hash}\n", "operators.PERSON.type: Presidio's hash salts randomly"),
+        ("operators:\n  PERSON: {type: encrypt}\n", "operators.PERSON.type: must be replace, mask, redact or pseudo"),
+        ("operators:\n  PERSON: {type: mask, masking_char: '**'}\n", "operators.PERSON.masking_char: must be one"),
+        ("operators:\n  PERSON: {type: replace, value: x}\n", "operators.PERSON.value: not a parameter of replace"),
+        ("operators:\n  ZIP: {type: redact}\n", "operators.ZIP: 'ZIP' is not in entities"),
+        ("score_threshold: 1.5\n", "score_threshold: must be within"),
+        ("spacy_exclude: [ner]\n", "spacy_exclude: must be a list"),
+        ("recognizers: missing.yaml\n", "recognizers: file"),
+        ("colour: blue\n", "unknown keys ['colour']"),
+        ("workers: many\n", "workers: must be 'auto'"),
+    ],
+)
+def test_config_errors_name_the_file_and_key(tmp_path, patch, message):
+    text = (PII_DIR / "presidio.yaml").read_text()
+    key = patch.split(":")[0]
+    kept = []
+    skipping = False
+    for line in text.splitlines():
+        if line.startswith(f"{key}:"):
+            skipping = True
+            continue
+        if skipping and line.startswith((" ", "-")):
+            continue
+        skipping = False
+        kept.append(line)
     bad = tmp_path / "presidio.yaml"
-    bad.write_text("nlp_engine: {}\noperators:\n  PERSON: {type: hash}\n")
-    with pytest.raises(ValueError, match="presidio.yaml: operators.PERSON.type"):
+    shutil.copy(PII_DIR / "recognizers.yaml", tmp_path / "recognizers.yaml")
+    bad.write_text("\n".join(kept) + "\n" + patch)
+    with pytest.raises(PiiConfigError, match="presidio.yaml: " + message.replace("(", r"\(").replace("[", r"\[")):
         ScrubConfig.load(bad)
+
+
+def test_an_entity_without_recognizer_is_a_config_error(tmp_path):
+    text = (PII_DIR / "presidio.yaml").read_text().replace("  - US_EIN\n", "  - US_EIN\n  - UK_NHS\n")
+    (tmp_path / "presidio.yaml").write_text(text)
+    shutil.copy(PII_DIR / "recognizers.yaml", tmp_path / "recognizers.yaml")
+    cfg = ScrubConfig.load(tmp_path / "presidio.yaml")
+    with pytest.raises(PiiConfigError, match=r"presidio.yaml: entities \['UK_NHS'\] have no recognizer"):
+        pii_engine.build_analyzer(cfg)
+
+
+def test_topic_policy_requires_a_treatment_per_kept_field():
+    with pytest.raises(PiiConfigError, match="meta.yaml: kept field 'hq' must be listed in exactly one"):
+        TopicPii.parse("t", {"keep_fields": ["hq"]}, None, "meta.yaml")
+    with pytest.raises(PiiConfigError, match=r"meta.yaml: input_pii.remote must be one of"):
+        TopicPii.parse("t", {}, {"remote": "encrypt"}, "meta.yaml")
+    for name in ("company_matching", "contact_extraction", "industry_classification", "use_case_extraction"):
+        TopicPii.from_topic(load_topic(name))  # every shipped topic is valid
+
+
+def test_input_policy_redacts_for_remote_providers_by_default():
+    default = TopicPii.parse("t", {}, None, "m")
+    assert input_policy(default, ["http://127.0.0.1:8080/v1"]) == "allow"
+    assert input_policy(default, ["http://127.0.0.1:8080/v1", "https://api.openai.com/v1"]) == "redact"
+    assert input_policy(default, ["bedrock:us-east-1"]) == "redact"
+    assert input_policy(TopicPii.parse("t", {}, "pseudonymize", "m"), ["http://localhost:1"]) == "pseudonymize"
+    assert is_loopback("http://[::1]:8000") and is_loopback("http://127.8.0.1") and not is_loopback("https://10.0.0.1")
+
+
+def test_overlaps_resolve_to_one_detection_per_stretch():
+    text = "from 2a02:db8::a5ae or Vince Kaminski (vince@enron.com)"
+    ip = Detection("IP_ADDRESS", 5, 19, 0.6)
+    phone = Detection("PHONE_NUMBER", 5, 14, 0.4)  # inside the IP address: dropped
+    person_in_ip = Detection("PERSON", 10, 19, 0.85)  # NER on half of an IPv6 address: dropped
+    email = Detection("EMAIL_ADDRESS", 39, 54, 1.0)
+    person = Detection("PERSON", 23, 54, 0.85)  # NER running into the e-mail address: cut before it
+    assert resolve_overlaps([phone, ip, email], [person_in_ip, person], text) == [
+        ip,
+        Detection("PERSON", 23, 37, 0.85),
+        email,
+    ]
+    wide = Detection("CREDIT_CARD", 5, 19, 1.0)
+    assert resolve_overlaps([ip, wide], [], text) == [wide]
+
+
+def test_identical_texts_are_analyzed_once(monkeypatch, scrubber):
+    seen = []
+    real = pii_engine._analyze_batch
+    monkeypatch.setattr(pii_engine, "_analyze_batch", lambda a, c, texts: seen.append(list(texts)) or real(a, c, texts))
+    found = scrubber.detect(["Call Jane Roe", "", "Call Jane Roe", "  ", "ok"])
+    assert seen == [["Call Jane Roe", "ok"]]
+    assert found[0] == found[2] and found[1] == found[3] == found[4] == []
+
+
+def test_worker_processes_give_the_same_detections_as_in_process(scrubber):
+    texts = [f"Ticket {i}: call Maria Gonzalez on +44 20 7946 {i:04d} or mail m{i}@acme.co.uk" for i in range(40)]
+    config = ScrubConfig.load()
+    config.workers, config.parallel_min_texts, config.batch_size = 2, 10, 8
+    with PiiAnalyzer(config) as parallel:
+        assert parallel.analyze(texts) == scrubber.detect(texts)
+        assert parallel._pool is not None  # the work really went to the pool
+
+
+def test_presidio_log_records_never_carry_their_arguments(scrubber, caplog):
+    assert scrubber.analyzer  # building an engine guards Presidio's loggers
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("presidio-analyzer").error("Failed to validate text %s", "DE89 3704 0044 0532 0130 00")
+        logging.getLogger("presidio-analyzer").debug("Context list is: %s", "jane roe")
+    assert "<redacted>" in caplog.text and "3704" not in caplog.text and "jane roe" not in caplog.text
+
+
+def test_operators_per_entity_and_allow_list_apply(scrubber):
+    import dataclasses
+
+    config = dataclasses.replace(
+        scrubber.config,
+        allow_list=["sales@acme-widgets.com"],
+        operators={
+            "DEFAULT": {"type": "replace"},
+            "EMAIL_ADDRESS": {"type": "mask", "masking_char": "#", "chars_to_mask": 5, "from_end": True},
+            "PHONE_NUMBER": {"type": "redact"},
+            "PERSON": {"type": "replace", "new_value": "[name]"},
+        },
+    )
+    with Scrubber(config, key=KEY) as s:
+        (text,), counts = s.scrub_texts(
+            ["Maria Gonzalez (maria@acme.io, +44 20 7946 0958) copied sales@acme-widgets.com; IBAN "
+             "DE89 3704 0044 0532 0130 00"]
+        )  # fmt: skip
+    assert text == "[name] (maria@ac#####, ) copied sales@acme-widgets.com; IBAN <IBAN_CODE>"
+    assert counts == {"PERSON": 1, "EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "IBAN_CODE": 1}

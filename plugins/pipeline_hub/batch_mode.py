@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from pipeline_hub import storage
 from pipeline_hub.plan import RunPlan
 from pipeline_hub.pricing import cost_usd
-from pipeline_hub.prompting import build_variables
+from pipeline_hub.prompting import build_variables, protect_inputs, route_providers
 from pipeline_hub.providers.hook import Completion
 from pipeline_hub.routing import estimate_tokens
 
@@ -59,6 +59,8 @@ def prepare(item: dict[str, Any]) -> dict[str, Any]:
     from pipeline_hub.tasks import prompt_context
 
     plan, tp, topic, records, hook, budget = prompt_context(item)
+    # The topic's input_pii policy, as in the streaming path: what a remote provider may see of a record.
+    records, _ = protect_inputs(topic, records, route_providers(hook, tp.routes or None))
     folder = batch_dir(plan, topic.name, item["chunk_index"])
     cache = open_cache()
     params = dict(topic.prompt.model_params)

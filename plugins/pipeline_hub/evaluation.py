@@ -251,7 +251,7 @@ def run_canary(
     from pipeline_hub.prompting import prompt_records
     from pipeline_hub.providers.cache import open_cache
     from pipeline_hub.routing import get_hook, resolve_routes
-    from pipeline_hub.scrub import Scrubber
+    from pipeline_hub.scrub import scrub_topic
 
     settings = settings or Settings.from_env()
     dev = load_topic(topic_name, settings.prompts_dir, pointer="dev")
@@ -284,7 +284,7 @@ def run_canary(
     results, stats = prompt_records(hook, dev, [records[r] for r in sample], cache=open_cache(), routes=routes)
     answers = [{"record_id": r["record_id"], **r["answer"]} if r["status"] == "ok" else None for r in results]
     valid = [a for a in answers if a is not None]
-    scrubbed, _ = Scrubber().scrub_rows(valid, dev.output.get("scrub_text", []), dev.output.get("pseudonymize", []))
+    scrubbed, _, _ = scrub_topic(dev, valid, [])  # exactly as the scrub stage treats production answers
     by_id = {row["record_id"]: row for row in scrubbed}
     shadow = [by_id.get(rid) for rid in sample]
     evaluation = topic_metadata(dev).get("evaluation") or {}

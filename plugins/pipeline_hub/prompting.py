@@ -7,6 +7,11 @@ repair attempt with the validation error fed back; if it is still invalid the re
 with reason ``invalid_output``. Requests run concurrently, bounded by the connection's
 ``max_concurrency``; each record goes to the topic's primary or long-input model, and to its fallback
 once the primary's retries are exhausted (:mod:`pipeline_hub.routing`). Nothing here logs record text.
+
+Before rendering, the topic's ``input_pii`` policy decides what record text may leave our network
+(:func:`protect_inputs`): by default everything for a provider on 127.0.0.1, and for any other provider
+the template inputs with PII replaced by ``<ENTITY>`` placeholders (``redact``) or keyed pseudonyms
+(``pseudonymize``).
 """
 
 from __future__ import annotations
@@ -61,11 +66,14 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
     """Template variables for ``record`` as ``(variables, missing_field, extra)``.
 
     ``missing_field`` names the first required field the record lacks (variables is then None).
+    Template inputs come from ``record["sent_fields"]`` when :func:`protect_inputs` set it; context
+    lookups (reference candidates) always use the record's own fields, they never leave the process.
     ``extra`` may carry ``{"schema": …}``: the output schema narrowed for this record, e.g. the
     matching answer's ``constrain_field`` limited to the offered candidate ids (or null), so a
     structured-output server can only answer with an id it was shown.
     """
     fields = record["fields"]
+    sent = record.get("sent_fields", fields)  # what the input_pii policy lets leave (protect_inputs)
     variables: dict[str, Any] = {}
     for spec in topic.inputs:
         value = fields.get(spec.field)
@@ -73,7 +81,7 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
             if spec.required:
                 return None, spec.field, {}
             value = None
-        variables[spec.name] = value
+        variables[spec.name] = None if value is None else sent.get(spec.field, value)
     extra: dict[str, Any] = {}
     for var, ctx in topic.context.items():
         if ctx.get("kind") != "reference_candidates":
@@ -193,6 +201,45 @@ async def _process_record(
     }
 
 
+def route_providers(hook, routes: dict[str, Any] | None) -> list[str]:
+    """Where a record of this chunk may be sent: the primary hook's provider and every other route's."""
+    from pipeline_hub.routing import get_hook
+
+    providers = [hook.provider]
+    for name in ("long_input", "fallback"):
+        route = (routes or {}).get(name)
+        if route:
+            providers.append(get_hook(route["conn_id"], route.get("model")).provider)
+    return providers
+
+
+def protect_inputs(topic: Topic, records: list[dict], providers: list[str]) -> tuple[list[dict], dict[str, Any]]:
+    """Apply the topic's ``input_pii`` policy for ``providers``; return ``(records, report)``.
+
+    With ``allow`` the records are returned unchanged. With ``redact`` or ``pseudonymize`` each record
+    gets ``sent_fields``: its template-input fields with PII replaced (``<ENTITY>`` placeholders, or
+    keyed ``psn_…`` pseudonyms equal to those the scrub stage publishes), which
+    :func:`build_variables` renders instead of ``fields``. ``report`` is ``{"policy", "pii_found":
+    {entity: count}}`` (counts only). Raises :class:`~pipeline_hub.pii_config.PiiConfigError` naming
+    the topic's metadata.yaml when its policy is invalid.
+    """
+    from pipeline_hub.pii_config import TopicPii, input_policy
+
+    policy = input_policy(TopicPii.from_topic(topic), providers)
+    if policy == "allow" or not records:
+        return records, {"policy": policy, "pii_found": {}}
+    from pipeline_hub.scrub import Scrubber
+
+    names = list(dict.fromkeys(spec.field for spec in topic.inputs))
+    slots = [(i, f) for i, r in enumerate(records) for f in names if isinstance(r["fields"].get(f), str)]
+    with Scrubber() as scrubber:
+        texts, found = scrubber.scrub_texts([records[i]["fields"][f] for i, f in slots], policy=policy)
+    out = [{**r, "sent_fields": dict(r["fields"])} for r in records]
+    for (i, f), text in zip(slots, texts, strict=True):
+        out[i]["sent_fields"][f] = text
+    return out, {"policy": policy, "pii_found": dict(sorted(found.items()))}
+
+
 def _count_usage(stats: ChunkStats, usage: dict) -> None:
     stats.prompt_tokens += usage["prompt_tokens"]
     stats.completion_tokens += usage["completion_tokens"]
@@ -254,6 +301,14 @@ async def aprompt_records(
     connection, and the provider's last error when retries (and the fallback, if any) are exhausted.
     """
     stats = ChunkStats(records=len(records))
+    records, protection = protect_inputs(topic, records, route_providers(hook, routes))
+    if protection["policy"] != "allow":
+        log.info(
+            "%s: inputs sent under input_pii=%s, PII replaced: %s",
+            topic.name,
+            protection["policy"],
+            protection["pii_found"],
+        )
     validator = jsonschema.Draft202012Validator(topic.prompt.output_schema)
     budget = budget or Budget(model=hook.model)
     if routes is None:

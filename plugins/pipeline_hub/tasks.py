@@ -231,8 +231,13 @@ def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) ->
 
 
 def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
-    """Task ``scrub`` (per topic): Presidio + pseudonyms over kept fields and answers."""
-    from pipeline_hub.scrub import Scrubber
+    """Task ``scrub`` (per topic): Presidio over every answer and kept field, pseudonyms, counts per entity.
+
+    Writes ``scrubbed/<topic>/rows.jsonl``, ``quarantine.jsonl`` and ``_summary.json`` (counts only:
+    ``rows``, ``quarantined``, ``pii_found``, ``pii_left``, ``pii_found_quarantine``,
+    ``strings_scanned``; see :func:`pipeline_hub.scrub.scrub_topic`) and returns the summary.
+    """
+    from pipeline_hub.scrub import scrub_topic
 
     plan = RunPlan.load(plan_uri)
     tp, topic = _topic(plan, topic_name)
@@ -252,21 +257,10 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
                 quarantine.append({k: r.get(k) for k in QUARANTINE_FIELDS})
     rejects = storage.read_jsonl(storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl"))
     quarantine += [{k: r.get(k) for k in QUARANTINE_FIELDS} for r in rejects]
-    scrubber = Scrubber()
-    scrubbed, found = scrubber.scrub_rows(
-        rows, topic.output.get("scrub_text", []), topic.output.get("pseudonymize", [])
-    )
-    # Invalid raw answers are kept for debugging, but the model may have echoed PII: scrub them too.
-    quarantine, _ = scrubber.scrub_rows(quarantine, ["raw_answer"], [])
+    scrubbed, quarantine, summary = scrub_topic(topic, rows, quarantine)
     out = storage.join(plan.staging, "scrubbed", topic.name)
     storage.write_jsonl(out / "rows.jsonl", scrubbed)
     storage.write_jsonl(out / "quarantine.jsonl", quarantine)
-    summary = {
-        "topic": topic.name,
-        "rows": len(scrubbed),
-        "quarantined": len(quarantine),
-        "pii_found": dict(found),
-    }
     storage.write_json(out / "_summary.json", summary, atomic=False)
     log.info("scrub %s: %s", topic.name, summary)
     return summary
