@@ -75,3 +75,37 @@ def raw_zone(tmp_path) -> Path:
                 if f.suffix in (".csv", ".jsonl", ".json", ".parquet", ".gz"):
                     shutil.copy(f, dest / f.name)
     return root
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    """A private SeaweedFS S3 server on loopback for one test module, with buckets ``raw`` and ``sanitized``."""
+    from pipeline_hub.services import SeaweedFS
+
+    s3 = SeaweedFS(tmp_path_factory.mktemp("s3"), buckets=("raw", "sanitized"))
+    s3.start()
+    s3.wait_ready(60)
+    yield s3
+    s3.stop()
+
+
+def airflow_subprocess_env(home: Path, seaweed, stub_server, **extra: str) -> dict[str, str]:
+    """Environment for ``airflow …`` subprocesses on the project's DAGs: SQLite metadata under ``home``,
+    ``aws_default`` = ``seaweed``, ``llm_default`` = the stub, raw/sanitized/staging zones and the
+    response cache on that S3; ``extra`` adds or overrides variables."""
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(seaweed.airflow_connection()),
+        "AIRFLOW_CONN_LLM_DEFAULT": llm_conn(stub_server.base_url),
+        "PIPELINE_HUB_RAW_URI": "s3://aws_default@raw/raw_data",
+        "PIPELINE_HUB_SANITIZED_URI": "s3://aws_default@sanitized",
+        "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
+        "PIPELINE_HUB_LLM_CACHE": "s3://aws_default@raw/llm-cache",  # the shared backend, in the raw zone
+        "PIPELINE_HUB_PII_KEY": "7a" * 32,
+        **extra,
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conftest import DS, REPO, llm_conn
+from conftest import DS, REPO, airflow_subprocess_env, llm_conn
 
 pytestmark = pytest.mark.slow
 TOPICS = ("industry_classification", "use_case_extraction", "contact_extraction", "company_matching")
@@ -55,17 +54,6 @@ def contact_echo(body: dict) -> dict | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory):
-    from pipeline_hub.services import SeaweedFS
-
-    s3 = SeaweedFS(tmp_path_factory.mktemp("s3"), buckets=("raw", "sanitized"))
-    s3.start()
-    s3.wait_ready(60)
-    yield s3
-    s3.stop()
-
-
 BATCH_TOPIC = "use_case_extraction"  # runs in batch mode here: the common-ai LLMBatchOperator, deferred
 
 
@@ -83,28 +71,18 @@ def include_batch(tmp_path_factory):
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory, seaweed, stub_server, include_batch):
     home = tmp_path_factory.mktemp("airflow")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "PIPELINE_HUB_INCLUDE_DIR": str(include_batch),
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(seaweed.airflow_connection()),
-        "AIRFLOW_CONN_LLM_DEFAULT": llm_conn(stub_server.base_url),
+    env = airflow_subprocess_env(
+        home,
+        seaweed,
+        stub_server,
+        PIPELINE_HUB_INCLUDE_DIR=str(include_batch),
         # A second connection (same stub) with a pool of its own: the cluster policy's routing.
-        "AIRFLOW_CONN_LLM_ALT": llm_conn(stub_server.base_url),
-        "PIPELINE_HUB_RAW_URI": "s3://aws_default@raw/raw_data",
-        "PIPELINE_HUB_SANITIZED_URI": "s3://aws_default@sanitized",
-        "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
-        "PIPELINE_HUB_PII_KEY": "7a" * 32,
-        "PIPELINE_HUB_LLM_CACHE": "s3://aws_default@raw/llm-cache",  # the shared backend, in the raw zone
+        AIRFLOW_CONN_LLM_ALT=llm_conn(stub_server.base_url),
         # OpenLineage: the file transport, one JSON file per event, into this module's temporary folder.
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+        AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps(
             {"type": "file", "log_file_path": str(tmp_path_factory.mktemp("openlineage") / "event"), "append": False}
         ),
-    }
+    )
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     for pool in ("llm_default", "llm_alt"):
         subprocess.run(

@@ -283,18 +283,8 @@ def test_subject_pseudonyms_and_raw_value_matching():
 # --- the same on S3 (SeaweedFS) with the shared object-store cache -----------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    from pipeline_hub.services import SeaweedFS
-
-    server = SeaweedFS(tmp_path_factory.mktemp("s3"), buckets=("raw", "sanitized"))
-    server.start()
-    server.wait_ready(60)
-    yield server
-    server.stop()
-
-
-def test_erasure_on_s3_with_object_store_cache(published, s3, monkeypatch):
+def test_erasure_on_s3_with_object_store_cache(published, seaweed, monkeypatch):
+    s3 = seaweed
     # A connection id of its own: Airflow caches one file system per connection id per process.
     monkeypatch.setenv("AIRFLOW_CONN_AWS_ERASURE", json.dumps(s3.airflow_connection()))
     client = s3.client()

@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import DS, REPO, llm_conn
+from conftest import DS, REPO, airflow_subprocess_env
 from lifecycle_helpers import add_version, copy_registry
 
 pytestmark = pytest.mark.slow
@@ -30,17 +29,6 @@ def answer(body: dict) -> dict | None:
     if user.startswith("Company:"):
         return {"sector": "Energy", "confidence": 0.9}
     return None
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory):
-    from pipeline_hub.services import SeaweedFS
-
-    s3 = SeaweedFS(tmp_path_factory.mktemp("s3"), buckets=("raw", "sanitized"))
-    s3.start()
-    s3.wait_ready(60)
-    yield s3
-    s3.stop()
 
 
 def keys(client, bucket: str, prefix: str) -> list[str]:
@@ -56,23 +44,13 @@ def test_dags_test_prompt_evaluation_scores_canaries_and_reports(tmp_path, seawe
     include = copy_registry(tmp_path)
     add_version(include / "prompts", CANARY_TOPIC, "v2")
     home = tmp_path / "airflow"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "PIPELINE_HUB_INCLUDE_DIR": str(include),
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(seaweed.airflow_connection()),
-        "AIRFLOW_CONN_LLM_DEFAULT": llm_conn(stub_server.base_url),
-        "PIPELINE_HUB_RAW_URI": "s3://aws_default@raw/raw_data",
-        "PIPELINE_HUB_SANITIZED_URI": "s3://aws_default@sanitized",
-        "PIPELINE_HUB_STAGING_URI": "s3://aws_default@raw/staging",
-        "PIPELINE_HUB_LLM_CACHE": "s3://aws_default@raw/llm-cache",
-        "PIPELINE_HUB_ARTIFACTS_URI": "s3://aws_default@sanitized/_artifacts",
-        "PIPELINE_HUB_PII_KEY": "7a" * 32,
-    }
+    env = airflow_subprocess_env(
+        home,
+        seaweed,
+        stub_server,
+        PIPELINE_HUB_INCLUDE_DIR=str(include),
+        PIPELINE_HUB_ARTIFACTS_URI="s3://aws_default@sanitized/_artifacts",
+    )
     stub_server.reset()
     stub_server.responder = answer
 

@@ -423,17 +423,6 @@ def erased_pseudonyms(sanitized_root: str) -> set[str]:
     return {p["pseudonym"] for record in read_audit(sanitized_root) for p in record.get("pseudonyms", [])}
 
 
-def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
-
-
 def suppress_erased(
     rows: list[dict[str, Any]], quarantine: list[dict[str, Any]], pseudonyms: set[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -445,12 +434,14 @@ def suppress_erased(
     ``erased_subject`` (no values kept); a matching quarantine row keeps its place but loses its
     ``raw_answer``. Returns ``(rows kept, quarantine, rows suppressed)``; counts stay conserved.
     """
+    from pipeline_hub.quality import string_leaves
+
     if not pseudonyms:
         return rows, quarantine, 0
     token = re.compile(pseudonym_pattern(pseudonyms))
 
     def holds(value: Any) -> bool:
-        return any(token.search(s) for s in _leaves(value))
+        return any(token.search(s) for s in string_leaves(value))
 
     kept, moved = [], []
     for row in rows:

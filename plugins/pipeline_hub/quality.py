@@ -55,6 +55,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,20 +104,21 @@ class QualitySuiteError(ValueError):
     """A suite file under ``include/quality/`` cannot be read or parsed (message names the file)."""
 
 
-def _string_leaves(value: Any):
+def string_leaves(value: Any) -> Iterator[str]:
+    """Every string inside ``value`` (a JSON-like value: str, dict, list), depth first; others skipped."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _string_leaves(v)
+            yield from string_leaves(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _string_leaves(v)
+            yield from string_leaves(v)
 
 
 def published_text(row: dict[str, Any]) -> str:
     """All string values of a published row (nested too) except lineage columns, newline-joined."""
-    return "\n".join(s for k, v in row.items() if k not in LINEAGE_COLUMNS for s in _string_leaves(v))
+    return "\n".join(s for k, v in row.items() if k not in LINEAGE_COLUMNS for s in string_leaves(v))
 
 
 def residual_pii_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
