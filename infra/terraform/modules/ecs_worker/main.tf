@@ -22,7 +22,6 @@ locals {
     essential              = true
     command                = var.command
     readonlyRootFilesystem = true
-    privileged             = false
     environment            = [for k, v in var.environment : { name = k, value = v }]
     secrets                = [for k, v in var.secrets : { name = k, valueFrom = v }]
     mountPoints            = [for n, path in local.scratch_volumes : { sourceVolume = n, containerPath = path, readOnly = false }]

@@ -43,6 +43,8 @@ resource "aws_iam_role" "this" {
 }
 
 data "aws_iam_policy_document" "worker" {
+  # s3fs probes a bucket with HeadBucket, then GetBucketLocation, before writing (mkdir); the prefix-
+  # limited ListBucket grants below do not cover HeadBucket, GetBucketLocation answers the probe.
   statement {
     sid       = "BucketLocation"
     actions   = ["s3:GetBucketLocation"]

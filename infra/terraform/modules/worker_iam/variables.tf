@@ -55,7 +55,7 @@ variable "kms_key_arns" {
 }
 
 variable "bedrock_model_arns" {
-  description = "Bedrock foundation models or inference profiles the worker may invoke (empty: no Bedrock access)."
+  description = "Bedrock foundation-model or inference-profile ARNs the worker may invoke (for a cross-region profile also list its foundation-model ARNs; empty: no Bedrock access)."
   type        = list(string)
   default     = []
 }
