@@ -1,9 +1,10 @@
-"""Terraform under infra/terraform: every file parses (python-hcl2), is in ``terraform fmt``'s canonical
-layout (offline port of its rules, infra/terraform/tools/hclfmt.py; CI runs the real ``terraform fmt
--check``), and stays consistent with the project: Glue tables generated from pipeline_hub.athena, bucket
-prefixes and retention from README "Data layout", infra/s3/raw-lifecycle.json and pipeline_hub.retention,
-and the security properties of issue 6 (KMS rotation, TLS/KMS-only bucket policies, no delete on raw
-batches, CI role bound to one repository and branch). Checkov runs separately (``make checkov``)."""
+"""Terraform under infra/terraform: every file parses (python-hcl2) and is in ``terraform fmt``'s canonical
+layout, checked by ``terraform fmt -check`` when the binary is installed and always by the offline port
+of its rules (infra/terraform/tools/hclfmt.py, which must agree with ``terraform fmt``). The Terraform
+stays consistent with the project: Glue tables generated from pipeline_hub.athena, bucket prefixes and
+retention from README "Data layout", infra/s3/raw-lifecycle.json and pipeline_hub.retention, and the
+security properties of issue 6 (KMS rotation, TLS/KMS-only bucket policies, no delete on raw batches, CI
+role bound to one repository and branch). Checkov runs separately (``make checkov``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import functools
 import importlib.util
 import json
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -161,6 +164,44 @@ def test_formatter_reports_what_terraform_fmt_rewrites():
     assert any("trailing whitespace" in p for p in hclfmt.check("locals {}  \n", "w.tf"))
     with pytest.raises(hclfmt.HclFormatError, match=r"h\.tf:2: heredocs"):
         hclfmt.format_hcl("locals {\n  a = <<EOT\nx\nEOT\n}\n", "h.tf")
+
+
+TERRAFORM = shutil.which("terraform")
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform binary not installed")
+
+
+def terraform_fmt(text: str) -> str:
+    """``text`` as ``terraform fmt -`` formats it (no network needed)."""
+    out = subprocess.run([TERRAFORM, "fmt", "-"], input=text, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@needs_terraform
+def test_terraform_fmt_check():
+    out = subprocess.run([TERRAFORM, "fmt", "-check", "-recursive", "-diff", str(TF)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _mangle(text: str) -> str:
+    """Indentation dropped or wrong and ``=`` unaligned, strings untouched."""
+    lines = []
+    for n, line in enumerate(text.splitlines(keepends=True)):
+        line = re.sub(r'^([A-Za-z_"][^="]*?)\s+=\s+', lambda m: m.group(1).rstrip() + "=", line.lstrip(" "))
+        lines.append(("   " if n % 3 == 0 else "") + line)
+    return "".join(lines)
+
+
+@needs_terraform
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda p: p.relative_to(TF).as_posix())
+def test_offline_formatter_agrees_with_terraform_fmt(path):
+    mangled = _mangle(path.read_text())
+    assert hclfmt.format_hcl(mangled) == terraform_fmt(mangled) == path.read_text()
+
+
+@needs_terraform
+def test_offline_formatter_agrees_with_terraform_fmt_on_the_sample():
+    assert terraform_fmt(CANONICAL) == CANONICAL
 
 
 # --- Glue tables from pipeline_hub.athena ----------------------------------------------------------------
