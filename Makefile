@@ -27,13 +27,15 @@ OPENLINEAGE_DIR := $(LOCAL)/openlineage
 export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(OPENLINEAGE_DIR)/event", "append": false}
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install install-demo test lint demo airflow services-up services-down lock clean
+.PHONY: help install install-demo test lint demo airflow services-up services-down lock clean checkov glue-tables terraform-check
 
 help:
 	@echo "make demo   - install everything, start S3 + local LLM, run prompt_pipeline on the sample, show results"
 	@echo "make test   - install and run the test suite"
 	@echo "make airflow - start the Airflow UI (standalone) on the same local defaults"
 	@echo "make lint   - ruff check + format check"
+	@echo "make checkov - scan infra/terraform with checkov (own venv under .local/checkov)"
+	@echo "make terraform-check - terraform fmt -check + validate (needs terraform and the registry)"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,6 +94,29 @@ airflow: install
 # Regenerate the lock (Airflow-style constraints file) from the current environment.
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^prompt-pipeline-hub' > constraints.txt
+
+# Terraform (infra/README.md "Checks"). checkov pins its own dependencies, so it gets its own venv.
+TF_DIR := infra/terraform
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_VENV := $(LOCAL)/checkov
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+	$(CHECKOV_VENV)/bin/checkov -d $(TF_DIR) --framework terraform --compact --quiet --skip-download
+
+# Regenerate the Glue tables Terraform creates from pipeline_hub.athena (tests/test_terraform.py checks it).
+glue-tables: install
+	$(BIN)/python $(TF_DIR)/tools/glue_tables.py --write
+
+terraform-check:
+	@command -v terraform > /dev/null || { echo "terraform not found: install Terraform >= 1.6 (infra/README.md)"; exit 1; }
+	terraform fmt -check -recursive -diff $(TF_DIR)
+	terraform -chdir=$(TF_DIR)/envs/prod init -backend=false -input=false
+	terraform -chdir=$(TF_DIR)/envs/prod validate
 
 clean:
 	-$(BIN)/pipeline-hub services down
