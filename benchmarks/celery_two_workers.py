@@ -413,9 +413,15 @@ def run_in_process(env: dict[str, str], out: Path, chunk_size: int) -> dict[str,
     )
     if proc.returncode:
         raise ScaleCheckError(f"pipeline-hub run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
-    summary["seconds"] = round(time.monotonic() - started, 1)
-    return summary
+    lines = proc.stdout.splitlines()  # the summary is the last top-level JSON object printed
+    start = max(i for i, line in enumerate(lines) if line == "{")
+    summary = json.loads("\n".join(lines[start:]))
+    return {
+        "run_id": summary["run_id"],
+        "seconds": round(time.monotonic() - started, 1),
+        "published": {p["topic"]: p["published"] for p in summary["published"]},
+        "failed": summary["failed"],
+    }
 
 
 # --------------------------------------------------------------------------------------------------

@@ -235,3 +235,47 @@ def test_helm_values_run_the_project_image_on_kubernetes():
     assert env["PIPELINE_HUB_STAGING_URI"].startswith("s3://")
     assert "PIPELINE_HUB_PII_KEY" not in env  # from a Kubernetes secret (extraEnvFrom), never in values
     assert "secretRef" in values["extraEnvFrom"]
+
+
+def test_scale_check_compares_published_rows_without_run_ids(tmp_path):
+    """benchmarks/celery_two_workers.py's comparison: equal when only run_id differs, not when an answer does."""
+    import io
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import celery_two_workers as check
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+    def parquet(rows: list[dict]) -> bytes:
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows), buf)
+        return buf.getvalue()
+
+    def reader(run_id: str, sector: str):
+        rows = [
+            {"record_id": "b", "sector": "x", "run_id": run_id},
+            {"record_id": "a", "sector": sector, "run_id": run_id},
+        ]
+        objects = {
+            f"sanitized_data/{t}/ds={check.DS}/part-00000.parquet": parquet(
+                rows if t == check.TOPICS[0] else rows[::-1]
+            )
+            for t in check.TOPICS
+        }
+        objects.update(
+            {
+                f"sanitized_data/{t}/ds={check.DS}/_manifest.json": json.dumps({"counts": {"in": 2}, "batch_hash": "h"})
+                for t in check.TOPICS
+            }
+        )
+        return objects.get
+
+    same = check.compare(reader("scheduled__1", "energy"), reader("manual__2", "energy"))
+    assert all(t["equal"] and t["published"] == 2 for t in same.values())
+    other = check.compare(reader("scheduled__1", "energy"), reader("manual__2", "retail"))
+    assert not any(t["equal"] for t in other.values()) and other[check.TOPICS[0]]["differs_in"] == ["rows"]

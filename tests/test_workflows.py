@@ -262,3 +262,33 @@ def test_gate_cli_names_its_usage(gate_module):
         [sys.executable, str(REPO / "infra" / "scripts" / "prompt_gate.py"), "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "--base" in out.stdout and shlex.quote("--conn") in out.stdout
+
+
+def test_gate_refuses_a_prod_version_below_its_minimum(stub, tmp_path):
+    """The CD gate end to end: `pipeline-hub score` against the stub (schema-valid but arbitrary labels),
+    then the promote gate: below gate.min, so exit 1 naming the check, and gate.json records it."""
+    import json
+    import os
+
+    env = {
+        **os.environ,
+        "PIPELINE_HUB_ARTIFACTS_URI": str(tmp_path / "artifacts"),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "PYTHONPATH": str(REPO / "plugins"),
+    }
+    env.pop("GATE_BASE", None)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "infra" / "scripts" / "prompt_gate.py"), "--topics", "industry_classification"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "industry_classification: prod v1 against v1: FAILED" in proc.stdout
+    assert "(gate.min)" in proc.stdout
+    report = json.loads((tmp_path / "artifacts" / "gate.json").read_text())
+    topic = report["topics"]["industry_classification"]
+    assert topic["passed"] is False and any("gate.min" in f for f in topic["failures"])
+    assert stub.calls > 0  # really scored through the model connection
+    assert (tmp_path / "artifacts" / "reports" / "industry_classification" / "v1" / "score.json").is_file()

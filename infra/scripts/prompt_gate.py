@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     except subprocess.CalledProcessError as exc:
         print(f"error: git failed: {exc.stderr.strip()}", file=sys.stderr)
         return 2
-    report: dict[str, Any] = {"base": args.base, "head": git("rev-parse", args.head).strip(), "topics": {}}
+    try:
+        head = git("rev-parse", args.head).strip()
+    except (subprocess.CalledProcessError, OSError):
+        head = args.head
+    report: dict[str, Any] = {"base": args.base, "head": head, "topics": {}}
     failed = False
     for topic in topics:
         prod = prod_at(args.head, topic)
