@@ -33,6 +33,11 @@ batch, prompt version and model are not yet published: chunks the records, promp
 Parquet to `sanitized_data/<topic>/ds=<ds>/` with a `_manifest.json`. Quarantined records go to
 `quarantine/<topic>/ds=<ds>/`. Re-running an unchanged batch publishes nothing and calls no LLM.
 
+Every object under the prefix is listed in the batch and publication manifests as read, skipped
+(hidden, `_` marker, unsupported format, sub-folder, empty) or rejected (unreadable). When no
+requested topic has any object to read (`no_input`) the `hash` task fails, naming the prefixes;
+sources without input next to others are listed in the `hash` task's XCom `run_summary`.
+
 A topic failing a blocking expectation (suites in `include/quality/`, Data Docs under
 `reports/quality/<topic>/ds=<ds>/`) is quarantined whole, the others publish, and the run fails.
 Each published topic emits an asset event on its Asset (the URI of `sanitized_data/<topic>`, through the
@@ -96,8 +101,15 @@ def prompt_pipeline():
 
     @task.short_circuit
     def hash(discovered: dict) -> list[dict]:
-        """One ``{"plan_uri", "topic"}`` per pending topic; [] (falsy) skips everything downstream."""
-        from pipeline_hub.tasks import run_hash
+        """One ``{"plan_uri", "topic"}`` per pending topic; [] (falsy) skips everything downstream.
+
+        Fails (no retry) when no requested topic has input (``no_input``); sources without input next
+        to others with input are recorded in the XCom ``run_summary`` and the plan, the others run.
+        """
+        from airflow.exceptions import AirflowFailException
+
+        from pipeline_hub.reasons import NO_INPUT
+        from pipeline_hub.tasks import no_input_message, run_hash
 
         ctx = get_current_context()
         planned = run_hash(
@@ -108,6 +120,10 @@ def prompt_pipeline():
             llm_conn_id=ctx["params"]["llm_conn_id"],
             budget_usd=ctx["params"].get("budget_usd"),
         )
+        summary = {k: planned[k] for k in ("plan_uri", "pending", "skipped", "no_input", "outcome")}
+        ctx["ti"].xcom_push(key="run_summary", value=summary)
+        if planned["outcome"] == NO_INPUT:
+            raise AirflowFailException(no_input_message(planned))
         return [{"plan_uri": planned["plan_uri"], "topic": t} for t in planned["pending"]]
 
     @task

@@ -35,8 +35,18 @@ def run(
     budget_usd: Annotated[float | None, typer.Option(help="cap on the run's LLM spend in USD")] = None,
     conn_id: Annotated[str, typer.Option(help="Airflow connection of the LLM")] = "llm_default",
     chunk_size: Annotated[int | None, typer.Option(help="records per chunk")] = None,
+    staging: Annotated[
+        str | None,
+        typer.Option(help="staging root for raw record text (default: <state dir>/staging, PIPELINE_HUB_STATE_DIR)"),
+    ] = None,
 ) -> None:
-    """Run discover → hash → chunk → prompt → scrub → validate → publish without Airflow."""
+    """Run discover → hash → chunk → prompt → scrub → validate → publish without Airflow.
+
+    Exit codes: 0 every requested topic published or was already published; 1 a topic failed its
+    quality gate (its records are quarantined, the others published); 2 invalid options;
+    3 no_input: a requested source had no object to read under <input>/<source>/<ds>/ (one line on
+    stderr names each prefix; the other sources still ran and published).
+    """
     from pipeline_hub.pipeline import run_pipeline
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -52,6 +62,7 @@ def run(
         budget_usd=budget_usd,
         llm_conn_id=conn_id,
         chunk_size=chunk_size,
+        staging_root=staging,
     )
     typer.echo(
         json.dumps(
@@ -61,6 +72,8 @@ def run(
                 "published": result.published,
                 "skipped": result.skipped,
                 "failed": result.failed,
+                "no_input": result.no_input,
+                "outcome": result.outcome,
                 "duration_s": result.duration_s,
             },
             indent=2,
@@ -68,6 +81,11 @@ def run(
     )
     if result.failed:
         raise typer.Exit(1)
+    if result.no_input:
+        from pipeline_hub.tasks import no_input_message
+
+        typer.echo(no_input_message({"no_input": result.no_input, "ds": ds}), err=True)
+        raise typer.Exit(3)
 
 
 @app.command()

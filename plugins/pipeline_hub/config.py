@@ -24,6 +24,25 @@ Environment variables (all optional):
     need about 100 mapped prompt tasks per topic, never more than Airflow's ``max_map_length``.
 ``PIPELINE_HUB_LLM_CACHE``
     Response cache backend (see :mod:`pipeline_hub.providers.cache`).
+``PIPELINE_HUB_STATE_DIR``
+    Local state directory of in-process runs (default ``$XDG_STATE_HOME/pipeline-hub``, else
+    ``~/.local/state/pipeline-hub``: XDG Base Directory Specification 0.8, ``XDG_STATE_HOME``). Local
+    runs (``pipeline-hub run``) stage raw record text under ``<state dir>/staging/<run>/`` (mode 0700),
+    removed when the run ends and swept by the next run after a crash; never in the system temp dir.
+
+Record limits (per record, see :mod:`pipeline_hub.readers`; a record over a limit is quarantined
+with the code in the last column, the run goes on):
+
+==================================  ==========================  =============  ===================
+Variable                            Limit                       Default        Reason code
+==================================  ==========================  =============  ===================
+``PIPELINE_HUB_MAX_FIELD_CHARS``    characters per string       1 048 576      ``oversize_field``
+``PIPELINE_HUB_MAX_RECORD_BYTES``   bytes per record (UTF-8)    8 388 608      ``oversize_record``
+``PIPELINE_HUB_MAX_NESTING_DEPTH``  nested lists/objects        64             ``too_deep``
+==================================  ==========================  =============  ===================
+
+A record's bytes are its line (JSONL, CSV) or its JSON text (JSON elements, Parquet rows as JSON); the
+record object itself is nesting depth 1. Every value must be a positive integer.
 """
 
 from __future__ import annotations
@@ -42,8 +61,26 @@ def include_dir() -> Path:
 
 
 def _int_env(name: str) -> int | None:
+    """``int`` of variable ``name`` (None when unset or empty); ``ValueError`` naming it when not an integer."""
     value = os.environ.get(name)
-    return int(value) if value else None
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not an integer: set it to a whole number or unset it") from None
+
+
+def state_dir() -> Path:
+    """The local state directory: ``PIPELINE_HUB_STATE_DIR``, else ``$XDG_STATE_HOME/pipeline-hub``, else
+    ``~/.local/state/pipeline-hub`` (XDG Base Directory Specification: a relative ``XDG_STATE_HOME`` is
+    invalid and ignored). Not created here."""
+    explicit = os.environ.get("PIPELINE_HUB_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "pipeline-hub"
 
 
 @dataclass(frozen=True)
@@ -57,10 +94,26 @@ class Settings:
     llm_conn_id: str = "llm_default"
     chunk_size: int = 500
     max_chunks: int = 100
+    max_field_chars: int = 1 << 20
+    max_record_bytes: int = 8 << 20
+    max_nesting_depth: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("max_field_chars", "max_record_bytes", "max_nesting_depth"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(
+                    f"setting {name} (PIPELINE_HUB_{name.upper()}) must be a positive integer, "
+                    f"got {getattr(self, name)!r}"
+                )
 
     @property
     def prompts_dir(self) -> Path:
         return self.include / "prompts"
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """The record limits as ``{"max_field_chars", "max_record_bytes", "max_nesting_depth"}``."""
+        return {k: int(getattr(self, k)) for k in ("max_field_chars", "max_record_bytes", "max_nesting_depth")}
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -72,6 +125,9 @@ class Settings:
             "llm_conn_id": os.environ.get("PIPELINE_HUB_LLM_CONN_ID"),
             "chunk_size": _int_env("PIPELINE_HUB_CHUNK_SIZE"),
             "max_chunks": _int_env("PIPELINE_HUB_MAX_CHUNKS"),
+            "max_field_chars": _int_env("PIPELINE_HUB_MAX_FIELD_CHARS"),
+            "max_record_bytes": _int_env("PIPELINE_HUB_MAX_RECORD_BYTES"),
+            "max_nesting_depth": _int_env("PIPELINE_HUB_MAX_NESTING_DEPTH"),
         }
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**{k: v for k, v in env.items() if v is not None})

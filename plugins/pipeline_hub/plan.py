@@ -1,23 +1,34 @@
 """The discover and hash stages: find a run's raw objects, hash them, decide what is new.
 
-A *batch* is the set of objects under ``<raw root>/<source>/<ds>/``; its hash is the SHA-256 of the
-sorted object hashes (:func:`pipeline_hub.hashing.batch_hash`). A topic's output is identified by
+A *batch* is the set of objects to read directly under ``<raw root>/<source>/<ds>/``; its hash is the
+SHA-256 of the sorted object hashes (:func:`pipeline_hub.hashing.batch_hash`). A topic's output is identified by
 (batch hash, template SHA-256, model, row limit): when the publication index
 (``<sanitized root>/_index/<topic>/<batch_hash>.json``) already holds that identity, the topic is
 skipped, so re-running or backfilling an unchanged batch publishes nothing and calls no LLM.
 
-The run plan (a JSON document in staging) pins the prompt versions resolved at the start of the run.
+Every object below the prefix (at any depth) is listed with a status: ``read``; ``skipped`` with a
+reason (``hidden``, ``marker``, ``unsupported_format``, ``subfolder``, ``empty_object``, see
+:func:`classify`; skipped objects are not part of the batch hash, so a ``_SUCCESS`` marker does not
+change it); or ``rejected`` (``unreadable_object`` here when the store cannot return the bytes, the
+other reject codes at chunk time). The listing goes to the batch manifest
+``<sanitized root>/_batches/<source>/<batch_hash>.json`` and to every publication manifest. A source
+with nothing to read is the run outcome ``no_input`` (:data:`pipeline_hub.reasons.NO_INPUT`): its
+topics get that status in the plan.
+
+The run plan (a JSON document in staging) pins the prompt versions resolved at the start of the run
+and the record limits (``settings.limits``) the chunk stage reads with.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline_hub import storage
+from pipeline_hub import reasons, storage
 from pipeline_hub.config import Settings
 from pipeline_hub.hashing import batch_hash, sha256_object
 from pipeline_hub.readers import detect_format
@@ -37,7 +48,7 @@ class TopicPlan:
     prompt_version: str
     template_sha256: str
     batch_hash: str | None = None
-    status: str = "pending"  # pending | skipped_published | skipped_no_input
+    status: str = "pending"  # pending | skipped_published | no_input (reasons.NO_INPUT)
     published_manifest: str | None = None
     # Resolved routes (pipeline_hub.routing.resolve_routes): mode, primary/long_input/fallback {conn_id, model}.
     routes: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +118,25 @@ class RunPlan:
         return identity
 
 
+def batch_manifest(plan: RunPlan, source: str) -> dict[str, Any]:
+    """The batch manifest of ``source``: every object of its ``ds`` prefix with status, reason, detail.
+
+    ``{"source", "ds", "batch_hash", "run_id", "prefix", "objects": [{"public_uri", "key", "size",
+    "sha256", "status", "reason", "detail", "records"}], "counts": {"objects": {"seen", "read",
+    "skipped", "rejected"}}}``; ``records`` (records read, after the chunk stage) is None before.
+    """
+    info = plan.sources[source]
+    return {
+        "source": source,
+        "ds": plan.ds,
+        "batch_hash": info["batch_hash"],
+        "run_id": plan.run_id,
+        "prefix": info.get("prefix"),
+        "objects": info["listing"],
+        "counts": {"objects": object_counts(info["listing"])},
+    }
+
+
 def safe_run_id(run_id: str) -> str:
     """``run_id`` made safe as one path segment (Airflow run ids contain ``:`` and ``+``)."""
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", run_id)
@@ -129,11 +159,50 @@ def resolve_topics(settings: Settings, topics: list[str] | None, source: str | N
     return chosen
 
 
-def discover(settings: Settings, ds: str, topics: list[str]) -> dict[str, dict[str, Any]]:
-    """List raw objects per source for ``ds``: ``{source: {"objects": [uri…], "ignored": [uri…]}}``.
+# Object statuses in the batch and publication manifests (``objects[].status``).
+READ, SKIPPED, REJECTED = "read", "skipped", "rejected"
 
-    Objects with unsupported extensions are listed under ``ignored`` (and logged by name).
-    Raises ``ValueError`` when ``ds`` is not ``YYYY-MM-DD``.
+
+def classify(key: str, size: int) -> str | None:
+    """Skip reason of the raw object at ``key`` (relative to the ``ds`` prefix), or None to read it.
+
+    In order: ``subfolder`` (key below a sub-folder of the prefix), ``hidden`` (name starts with
+    ``.``), ``marker`` (name starts with ``_``, e.g. ``_SUCCESS``), ``unsupported_format`` (not
+    ``.jsonl``/``.ndjson``/``.json``/``.csv``/``.parquet``, optionally ``.gz``), ``empty_object``
+    (zero bytes).
+    """
+    name = key.rsplit("/", 1)[-1]
+    if "/" in key:
+        return reasons.SUBFOLDER
+    if name.startswith("."):
+        return reasons.HIDDEN
+    if name.startswith("_"):
+        return reasons.MARKER
+    if detect_format(name)[0] is None:
+        return reasons.UNSUPPORTED_FORMAT
+    if size == 0:
+        return reasons.EMPTY_OBJECT
+    return None
+
+
+_SKIP_DETAIL = {
+    reasons.SUBFOLDER: "{obj}: in a sub-folder of the ds prefix (only objects directly under it are read)",
+    reasons.HIDDEN: "{obj}: hidden object (name starts with '.')",
+    reasons.MARKER: "{obj}: marker object (name starts with '_')",
+    reasons.UNSUPPORTED_FORMAT: "{obj}: unsupported format (read: .jsonl, .ndjson, .json, .csv, .parquet, "
+    "optionally .gz)",
+    reasons.EMPTY_OBJECT: "{obj}: empty object (0 bytes)",
+}
+
+
+def discover(settings: Settings, ds: str, topics: list[str]) -> dict[str, dict[str, Any]]:
+    """List every raw object below ``<raw root>/<source>/<ds>/`` (recursively) for the sources of ``topics``.
+
+    Returns ``{source: {"prefix": public URI, "objects": [{"uri", "public_uri", "key", "size",
+    "status", "reason", "detail"}, …]}}`` where ``status`` is ``read`` (reason None) or ``skipped``
+    (reason from :func:`classify`). Nothing is dropped silently: skipped objects are listed here, in
+    the batch manifest and in every publication manifest. Raises ``ValueError`` when ``ds`` is not
+    ``YYYY-MM-DD``.
     """
     if not DS_PATTERN.match(ds):
         raise ValueError(f"ds must be YYYY-MM-DD, got {ds!r}")
@@ -141,14 +210,64 @@ def discover(settings: Settings, ds: str, topics: list[str]) -> dict[str, dict[s
     found: dict[str, dict[str, Any]] = {}
     for source in sources:
         prefix = storage.join(settings.raw_root, source, ds)
-        objects, ignored = [], []
-        for path in storage.list_files(prefix):
-            (objects if detect_format(path.name)[0] else ignored).append(str(path))
-        for uri in ignored:
-            log.warning("ignoring raw object with unsupported format: %s", storage.public_uri(uri))
-        log.info("discovered %d objects for source %s at %s", len(objects), source, storage.public_uri(prefix))
-        found[source] = {"objects": objects, "ignored": ignored}
+        objects = []
+        for key, path, size in storage.list_objects(prefix):
+            public = storage.public_uri(path)
+            reason = classify(key, size)
+            objects.append(
+                {
+                    "uri": str(path),
+                    "public_uri": public,
+                    "key": key,
+                    "size": size,
+                    "status": SKIPPED if reason else READ,
+                    "reason": reason,
+                    "detail": reasons.plain(reasons.detail(_SKIP_DETAIL[reason], obj=public)) if reason else None,
+                }
+            )
+        skipped = Counter(o["reason"] for o in objects if o["reason"])
+        log.info(
+            "source %s at %s: %d objects, %d to read, skipped %s",
+            source,
+            storage.public_uri(prefix),
+            len(objects),
+            len(objects) - sum(skipped.values()),
+            dict(skipped) or "none",
+        )
+        found[source] = {"prefix": storage.public_uri(prefix), "objects": objects}
     return found
+
+
+def object_counts(listing: list[dict[str, Any]]) -> dict[str, int]:
+    """``{"seen", "read", "skipped", "rejected"}`` of an object listing; seen = read + skipped + rejected."""
+    by_status = Counter(o["status"] for o in listing)
+    return {"seen": len(listing), **{s: by_status.get(s, 0) for s in (READ, SKIPPED, REJECTED)}}
+
+
+def batch_manifest_path(settings_or_root: Settings | str, source: str, bh: str):
+    """``<sanitized root>/_batches/<source>/<batch hash>.json``."""
+    root = settings_or_root.sanitized_root if isinstance(settings_or_root, Settings) else settings_or_root
+    return storage.join(root, "_batches", source, f"{bh}.json")
+
+
+def _hash_objects(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SHA-256 every object to read (in place: ``sha256``); an object the store cannot return is rejected."""
+    for o in listing:
+        o.setdefault("sha256", None)
+        o.setdefault("records", None)
+        if o["status"] != READ:
+            continue
+        try:
+            o["sha256"], o["size"] = sha256_object(storage.to_path(o["uri"]))
+        except OSError as exc:
+            o["status"], o["reason"] = REJECTED, reasons.UNREADABLE_OBJECT
+            o["detail"] = reasons.plain(
+                reasons.detail(
+                    "{obj}: the store could not return its bytes ({err})", obj=o["public_uri"], err=type(exc).__name__
+                )
+            )
+            log.warning("raw object rejected: %s", o["detail"])
+    return listing
 
 
 def hash_and_plan(
@@ -183,31 +302,33 @@ def hash_and_plan(
             "staging_root": settings.staging_root,
             "chunk_size": settings.chunk_size,
             "max_chunks": settings.max_chunks,
+            "limits": settings.limits,
         },
         budget_usd=budget_usd,
         started_at=datetime.now(UTC).isoformat(),
         staging=str(staging),
     )
     for source, info in discovered.items():
-        objects = []
-        for uri in info["objects"]:
-            digest, size = sha256_object(storage.to_path(uri))
-            objects.append({"uri": uri, "public_uri": storage.public_uri(uri), "sha256": digest, "size": size})
+        listing = _hash_objects([dict(o) for o in info["objects"]])
+        objects = [{k: o[k] for k in ("uri", "public_uri", "sha256", "size")} for o in listing if o["status"] == READ]
+        # The batch is the bytes to read: skipped objects (a _SUCCESS marker, a README) do not change it.
         bh = batch_hash(o["sha256"] for o in objects) if objects else None
         plan.sources[source] = {
+            "prefix": info.get("prefix"),
             "batch_hash": bh,
             "objects": objects,
-            "ignored": [storage.public_uri(u) for u in info["ignored"]],
+            "listing": [{k: v for k, v in o.items() if k != "uri"} for o in listing],
         }
         if bh:
-            manifest = {
-                "source": source,
-                "ds": ds,
-                "batch_hash": bh,
-                "run_id": run_id,
-                "objects": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in objects],
-            }
-            storage.write_json(storage.join(settings.sanitized_root, "_batches", source, f"{bh}.json"), manifest)
+            storage.write_json(batch_manifest_path(settings, source, bh), batch_manifest(plan, source))
+        else:
+            log.warning(
+                "source %s: %s (nothing to read at %s; %d objects skipped)",
+                source,
+                reasons.NO_INPUT,
+                info.get("prefix"),
+                len(listing),
+            )
     for name in topics:
         topic = load_topic(name, settings.prompts_dir)
         tp = TopicPlan(
@@ -219,7 +340,7 @@ def hash_and_plan(
             routes=resolve_routes(topic.provider, llm_conn_id, model),
         )
         if tp.batch_hash is None:
-            tp.status = "skipped_no_input"
+            tp.status = reasons.NO_INPUT
             log.info("topic %s: no raw objects for source %s on %s", name, topic.source, ds)
         else:
             index = storage.join(settings.sanitized_root, "_index", name, f"{tp.batch_hash}.json")

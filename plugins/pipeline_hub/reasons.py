@@ -33,7 +33,8 @@ Object-level codes (batch manifest ``objects[].reason``):
 store could not return its bytes).
 ``skipped``: ``hidden`` (name starts with ``.``), ``marker`` (name starts with ``_``, e.g.
 ``_SUCCESS``), ``unsupported_format`` (extension not read), ``subfolder`` (object below a
-sub-folder of the ``ds`` prefix), ``empty_object`` (zero bytes).
+sub-folder of the ``ds`` prefix), ``empty_object`` (zero bytes), ``row_limit`` (not reached: the run's
+``row_limit`` was read from earlier objects; still part of the batch hash).
 
 Run outcome: ``no_input`` (no object to read under a requested source's ``ds`` prefix).
 """
@@ -89,7 +90,8 @@ MARKER = "marker"
 UNSUPPORTED_FORMAT = "unsupported_format"
 SUBFOLDER = "subfolder"
 EMPTY_OBJECT = "empty_object"
-SKIP_REASONS = (HIDDEN, MARKER, UNSUPPORTED_FORMAT, SUBFOLDER, EMPTY_OBJECT)
+ROW_LIMIT = "row_limit"
+SKIP_REASONS = (HIDDEN, MARKER, UNSUPPORTED_FORMAT, SUBFOLDER, EMPTY_OBJECT, ROW_LIMIT)
 
 # Run outcome
 NO_INPUT = "no_input"

@@ -84,3 +84,26 @@ def list_files(root: ObjectStoragePath) -> list[ObjectStoragePath]:
         return []
     children = (root / p.name for p in root.iterdir() if not p.name.startswith(("_", ".")))
     return sorted((c for c in children if c.is_file()), key=lambda c: c.name)
+
+
+def list_objects(root: ObjectStoragePath) -> list[tuple[str, ObjectStoragePath, int]]:
+    """Every object below ``root`` at any depth: ``[(relative key, path, size in bytes), …]`` sorted by key.
+
+    Nothing is filtered (markers, hidden names and sub-folders included: callers decide and say why).
+    Directory placeholders (S3 keys ending in ``/``) are not objects. ``[]`` when ``root`` is absent.
+    Uses the fsspec ``find`` of ``root``'s file system (``s3fs`` on S3: one paginated ListObjectsV2).
+    """
+    root = to_path(root)
+    base = root.path.rstrip("/")
+    try:
+        found = root.fs.find(base, detail=True)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name, info in found.items():
+        if info.get("type") not in (None, "file") or name.endswith("/"):
+            continue
+        rel = name[len(base) :].lstrip("/") if name.startswith(base) else name.rsplit("/", 1)[-1]
+        if rel:
+            out.append((rel, join(root, *rel.split("/")), int(info.get("size") or 0)))
+    return sorted(out, key=lambda item: item[0])

@@ -10,8 +10,8 @@ import logging
 from collections import Counter
 from typing import Any
 
-from pipeline_hub import storage
-from pipeline_hub.chunking import chunk_source, read_chunk
+from pipeline_hub import reasons, storage
+from pipeline_hub.chunking import chunk_source, object_listing, read_chunk
 from pipeline_hub.config import Settings
 from pipeline_hub.erasure import ERASED_REASON, erased_pseudonyms, suppress_erased
 from pipeline_hub.plan import RunPlan, discover, hash_and_plan, resolve_topics
@@ -55,7 +55,11 @@ class ConservationError(RuntimeError):
 
 
 def run_discover(settings: Settings, ds: str, topics: list[str] | None, source: str | None) -> dict[str, Any]:
-    """Task ``discover``: ``{"ds", "topics", "discovered": {source: {"objects", "ignored"}}}``."""
+    """Task ``discover``: ``{"ds", "topics", "discovered": {source: {"prefix", "objects": [...]}}}``.
+
+    Every object below each source's ``ds`` prefix is listed with ``status`` ``read`` or ``skipped``
+    and a reason (:func:`pipeline_hub.plan.discover`); object names and sizes only, no record text.
+    """
     chosen = resolve_topics(settings, topics, source)
     return {"ds": ds, "topics": chosen, "discovered": discover(settings, ds, chosen)}
 
@@ -69,7 +73,14 @@ def run_hash(
     llm_conn_id: str,
     budget_usd: float | None = None,
 ) -> dict[str, Any]:
-    """Task ``hash``: hash objects, write the plan; ``{"plan_uri", "pending": [topic…], "skipped": {…}}``.
+    """Task ``hash``: hash objects, write the plan.
+
+    Returns ``{"plan_uri", "pending": [topic…], "skipped": {topic: status}, "no_input": {source:
+    prefix URI}, "outcome"}``: ``no_input`` names every requested source with nothing to read (its
+    topics have status ``no_input`` in ``skipped``); ``outcome`` is ``no_input``
+    (:data:`pipeline_hub.reasons.NO_INPUT`) when no requested topic has input, else ``ok``. Callers
+    decide what ``no_input`` means for them (the DAG fails its ``hash`` task, ``pipeline-hub run``
+    exits 3); the other sources run.
 
     Raises ``ValueError`` when a budget cap is set but a model a pending topic may call has no price in
     ``include/pricing.yaml``.
@@ -99,13 +110,29 @@ def run_hash(
                     "add them, or run without a budget cap"
                 )
     skipped = {t.topic: t.status for t in plan.topics if t.status != "pending"}
+    no_input = {src: info.get("prefix") for src, info in plan.sources.items() if not info.get("batch_hash")}
+    all_no_input = bool(plan.topics) and all(t.status == reasons.NO_INPUT for t in plan.topics)
+    if no_input:
+        log.warning("%s: nothing to read under %s", reasons.NO_INPUT, ", ".join(map(str, no_input.values())))
     if not plan.pending:
         log.info("nothing new to publish for %s: %s", plan.ds, skipped)
     return {
         "plan_uri": f"{plan.staging}/plan.json",
         "pending": [t.topic for t in plan.pending],
         "skipped": skipped,
+        "ds": plan.ds,
+        "no_input": no_input,
+        "outcome": reasons.NO_INPUT if all_no_input else "ok",
     }
+
+
+def no_input_message(planned: dict[str, Any]) -> str:
+    """One line naming the prefixes of :func:`run_hash`'s ``no_input`` sources and what to do."""
+    prefixes = ", ".join(str(p) for p in planned["no_input"].values())
+    return (
+        f"{reasons.NO_INPUT}: no raw object to read under {prefixes} for ds {planned.get('ds', '?')}: "
+        "upload the batch there (objects directly under the prefix; names starting with '_' or '.' are skipped)"
+    )
 
 
 def run_chunk(plan_uri: str) -> list[dict[str, Any]]:
@@ -387,6 +414,7 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
             f"quarantined={counts['quarantined_total']}"
         )
     source = plan.sources[tp.source]
+    objects, counts["objects"] = object_listing(plan, tp.source)  # every raw object: read/skipped/rejected
     usage = _collect_stats(storage.join(plan.staging, "answers", topic.name))
     if usage["budget_exceeded"]:
         log.warning(
@@ -404,6 +432,7 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         "status": status,
         "batch_hash": tp.batch_hash,
         "inputs": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in source["objects"]],
+        "objects": objects,
         "prompt": {
             "name": topic.name,
             "version": topic.version,
