@@ -106,7 +106,7 @@ def prompt_pipeline():
         Fails (no retry) when no requested topic has input (``no_input``); sources without input next
         to others with input are recorded in the XCom ``run_summary`` and the plan, the others run.
         """
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from pipeline_hub.reasons import NO_INPUT
         from pipeline_hub.tasks import no_input_message, run_hash

@@ -67,7 +67,7 @@ def test_malformed_records_are_quarantined_and_counts_add_up(stub, raw_zone, tmp
     run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["use_case_extraction"])
     c = manifest(out, "use_case_extraction")["counts"]
     assert c["rows_read"] == len(good) + 4 and c["duplicates_dropped"] == 1
-    assert c["quarantined"] == {"malformed_record": 2, "missing_field": 1}
+    assert c["quarantined"] == {"unparseable": 2, "missing_field": 1}
     assert c["in"] == c["published"] + c["quarantined_total"] == len(good) + 3
     q = pq.read_table(out / "quarantine" / "use_case_extraction" / f"ds={DS}" / "part-00000.parquet").to_pylist()
     missing = next(r for r in q if r["reason"] == "missing_field")

@@ -8,8 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline_hub import reasons
 from pipeline_hub.hashing import batch_hash
-from pipeline_hub.readers import RecordError, detect_format, iter_records
+from pipeline_hub.readers import ObjectError, RecordError, detect_format, iter_records
 
 
 def _parquet(rows):
@@ -41,23 +42,26 @@ def test_malformed_jsonl_line_is_reported_with_file_and_line_not_text():
     errors = [i for i in items if isinstance(i, RecordError)]
     assert [e.position for e in errors] == [2, 3]
     assert all("raw/batch.jsonl" in e.detail and secret not in e.detail for e in errors)
-    assert errors[0].reason == "malformed_record"
+    assert [e.reason for e in errors] == [reasons.UNPARSEABLE, reasons.UNPARSEABLE]
 
 
 def test_csv_row_with_wrong_column_count_is_malformed():
     items = list(iter_records("x.csv", b"id,name\n1,a\n2,b,extra\n"))
     assert isinstance(items[1], RecordError) and items[1].position == 3
+    assert items[1].reason == reasons.UNPARSEABLE and "expected 2 columns" in reasons.plain(items[1].detail)
 
 
 def test_corrupt_gzip_and_parquet_are_unreadable_objects():
-    assert list(iter_records("x.jsonl.gz", b"not gzip"))[0].reason == "unreadable_object"
-    assert list(iter_records("x.parquet", b"PAR1garbage"))[0].reason == "unreadable_object"
+    (gz,) = iter_records("x.jsonl.gz", b"not gzip")
+    (parquet,) = iter_records("x.parquet", b"PAR1garbage")
+    assert isinstance(gz, ObjectError) and gz.reason == reasons.UNREADABLE_GZIP
+    assert isinstance(parquet, ObjectError) and parquet.reason == reasons.UNREADABLE_PARQUET
 
 
-def test_unsupported_extension_raises_naming_file():
+def test_unsupported_extension_is_an_object_error_naming_file():
     assert detect_format("x.txt") == (None, False)
-    with pytest.raises(ValueError, match="x.txt"):
-        list(iter_records("x.txt", b""))
+    (item,) = iter_records("x.txt", b"")
+    assert isinstance(item, ObjectError) and item.reason == reasons.UNSUPPORTED_FORMAT and "x.txt" in item.detail
 
 
 def test_batch_hash_ignores_order():
