@@ -85,7 +85,8 @@ def scheduler(tmp_path_factory, seaweed, stub_server):
     for name in ("api-server", "scheduler"):
         out = (logs / f"{name}.log").open("ab")
         cmd = [sys.executable, "-m", "airflow", name]
-        procs.append((name, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)))
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append((name, proc))
     try:
         url = f"http://127.0.0.1:{port}/api/v2/version"
         wait_for("api-server", lambda: urllib.request.urlopen(url, timeout=3).status == 200, 180, procs)
