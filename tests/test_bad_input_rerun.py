@@ -164,6 +164,52 @@ def test_budget_exceeded_records_leave_no_index_entry_and_the_next_run_completes
     assert run(raw_zone, out).skipped == {TOPIC: "skipped_published"} and stub.calls == 0
 
 
+def staged_run(raw, out, staging, run_id, edit_answers):
+    """The pipeline's stages one by one (as run_pipeline calls them), ``edit_answers(rows)`` after prompt."""
+    from pipeline_hub import storage, tasks
+    from pipeline_hub.config import Settings
+
+    settings = Settings.from_env(raw_root=str(raw), sanitized_root=str(out), staging_root=str(staging))
+    found = tasks.run_discover(settings, DS, [TOPIC], None)
+    planned = tasks.run_hash(settings, found, run_id=run_id, row_limit=None, llm_conn_id="llm_default")
+    for item in tasks.run_chunk(planned["plan_uri"]):
+        tasks.run_prompt(item)
+    answers = storage.join(str(staging), run_id, "answers", TOPIC, "chunk-00000.jsonl")
+    storage.write_jsonl(answers, edit_answers(storage.read_jsonl(answers)))
+    tasks.run_scrub(planned["plan_uri"], TOPIC)
+    tasks.run_validate(planned["plan_uri"], TOPIC)
+    return tasks.run_publish(planned["plan_uri"], TOPIC)
+
+
+def test_provider_error_records_leave_no_index_entry_and_the_next_run_retries_them(stub, raw_zone, tmp_path):
+    """The prompt stage's per-record ``provider_error`` (as it stages it) keeps the partition unmarked."""
+    from pipeline_hub import reasons
+
+    def fail_first(rows):
+        rows[0] = {
+            **{k: rows[0][k] for k in ("record_id", "source_uri", "position")},
+            "status": "quarantined",
+            "reason": reasons.PROVIDER_ERROR,
+            "detail": reasons.detail("connection {conn}: HTTP {status} after retries", conn="llm_default", status=500),
+        }
+        return rows
+
+    out = tmp_path / "out"
+    summary = staged_run(raw_zone, out, tmp_path / "staging", "run_1", fail_first)
+    assert summary["quarantined"] == {"provider_error": 1} and summary["published"] == 21
+    assert index_entry(out) is None
+    assert_conservation(out)
+    stub.reset()
+    again = run(raw_zone, out)
+    assert again.skipped == {} and [p["topic"] for p in again.published] == [TOPIC]
+    # Here the stage above had the answer cached; the real prompt stage caches no failed record (1 call).
+    assert stub.calls <= 1
+    m = manifest(out)
+    assert m["counts"]["published"] == 22 and m["counts"]["quarantined_total"] == 0
+    assert index_entry(out)["run_id"] == m["run_id"]
+    assert_conservation(out)
+
+
 @pytest.mark.parametrize("reason", ["provider_error", "budget_exceeded"])
 def test_retryable_reasons_keep_the_partition_unmarked(tmp_path, reason):
     identity = {"ds": DS, "batch_hash": "b" * 64, "inputs": [], "prompt_version": "v1", "model": "m"}

@@ -112,8 +112,11 @@ def holds(sanitized_root: str, topic: str, identity: dict[str, Any], legacy_iden
     manifest_path = published_manifest_path(sanitized_root, topic, ds)
     entry = _read(partition_entry(sanitized_root, topic, ds))
     if entry is not None:
-        if entry.get("identity") == identity and manifest_path.exists():
+        held = entry.get("identity") or {}
+        if held == identity and manifest_path.exists():
             return entry.get("manifest")
+        changed = sorted(k for k in {*held, *identity} if held.get(k) != identity.get(k)) or ["manifest missing"]
+        log.info("topic %s: ds=%s holds another publication (%s differ); publishing again", topic, ds, changed)
         return None
     old = _read(legacy_entry(sanitized_root, topic, bh))
     if old is None or old.get("identity") != legacy_identity:
