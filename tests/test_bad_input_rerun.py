@@ -16,7 +16,7 @@ from pipeline_hub import pubindex
 from pipeline_hub.cli import app
 from pipeline_hub.pipeline import run_pipeline
 
-from bad_input_support import assert_conservation, published_rows
+from bad_input_support import assert_conservation, published_rows, quarantine_rows
 from conftest import DS, llm_conn
 
 TOPIC = "industry_classification"  # reads source "companies" (22 records in the sample)
@@ -157,6 +157,7 @@ def test_budget_exceeded_records_leave_no_index_entry_and_the_next_run_completes
     m = manifest(out)
     assert m["counts"]["published"] == 22 and m["counts"]["quarantined_total"] == 0
     assert m["usage"]["cache_hits"] == 5 and m["usage"]["llm_calls"] == 17
+    assert quarantine_rows(out, TOPIC, DS) == []  # the earlier run's budget_exceeded records are gone
     assert index_entry(out)["run_id"] == m["run_id"]
     assert_conservation(out)
 

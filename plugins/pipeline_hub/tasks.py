@@ -474,6 +474,8 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
             for q in quarantine
         ]
         write_table(q_dir / "part-00000.parquet", q_rows, QUARANTINE_SCHEMA, meta)
+    elif (q_dir / "part-00000.parquet").exists():
+        (q_dir / "part-00000.parquet").unlink()  # nothing quarantined now: drop an earlier run's records
     if not quality["success"]:
         storage.write_json(manifest_path, manifest)
         raise QualityGateFailed(
@@ -495,6 +497,8 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
     write_metrics(plan.settings["sanitized_root"], manifest)
     storage.write_json(manifest_path, manifest)
+    if (q_dir / "_manifest.json").exists():
+        (q_dir / "_manifest.json").unlink()  # an earlier attempt's failed-gate manifest no longer holds
     pubindex.record(
         plan.settings["sanitized_root"],
         topic.name,
