@@ -1,7 +1,8 @@
 """End to end: `airflow dags test prompt_pipeline` against a real SeaweedFS S3 and the local stub LLM.
 
-Checks publication with lineage, conservation, the no-op rerun (zero LLM calls), and that no record text
-or PII reaches task logs, XCom or the sanitized zone.
+Checks publication with lineage, conservation, the no-op rerun (zero LLM calls), two ``ds`` holding the
+same bytes (both published, the second from the response cache), and that no record text or PII reaches
+task logs, XCom or the sanitized zone.
 """
 
 from __future__ import annotations
@@ -280,7 +281,7 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
     companies = (sample / "companies" / "companies.csv").read_text()
     client.put_object(Bucket="raw", Key=f"raw_data/companies/{ds}/companies.csv", Body=(companies + leak).encode())
     extra_case = {"id": "UC-E2E-16", "agency": "Test Agency", "summary": "A chatbot answers permit questions."}
-    client.put_object(  # new bytes: a batch already published under another ds would be skipped
+    client.put_object(  # new bytes: the same bytes as DS would be republished here from the response cache
         Bucket="raw",
         Key=f"raw_data/ai_use_cases/{ds}/use_cases.jsonl",
         Body=(sample / "ai_use_cases" / "use_cases.jsonl").read_bytes() + (json.dumps(extra_case) + "\n").encode(),
@@ -322,3 +323,39 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
     ]
     assert fails and {d["name"] for d in fails[-1]["outputs"]} == {"quarantine/industry_classification"}
     assert {d["name"] for d in fails[-1]["inputs"]} == {f"raw_data/companies/{ds}/companies.csv"}
+
+
+def test_two_ds_with_the_same_bytes_both_publish_the_second_from_the_cache(airflow_env, stub_server):
+    """The same raw bytes under two ``ds``: each partition is published; the second run pays no LLM call
+    and its manifest, asset event and ``report`` name the partition whose run paid for the answers."""
+    env, home, client = airflow_env
+    days = ("2025-03-01", "2025-03-02")
+    body = b'id,name,headquarters\nRR-1,Rerun Twin Holdings,"Boise, Idaho"\nRR-2,Second Twin Works,"Reno, Nevada"\n'
+    for ds in days:
+        client.put_object(Bucket="raw", Key=f"raw_data/companies/{ds}/companies.csv", Body=body)
+    conf = {"topics": ["industry_classification"]}
+    calls = []
+    for ds in days:
+        stub_server.reset()
+        run = dags_test(env, ds, conf)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+        calls.append(stub_server.calls)
+    assert calls == [2, 0]
+    first, second = (
+        s3_json(client, "sanitized", f"sanitized_data/industry_classification/ds={ds}/_manifest.json") for ds in days
+    )
+    for m in (first, second):
+        c = m["counts"]
+        assert m["status"] == "published" and c["in"] == c["published"] + c["quarantined_total"] == 2
+    assert first["batch_hash"] == second["batch_hash"] and first["run_id"] != second["run_id"]
+    assert second["usage"]["llm_calls"] == 0 and second["usage"]["cache_hits"] == 2
+    assert second["reuse"]["answers_first_paid_in"]["ds"] == days[0]
+    assert second["inputs"][0]["public_uri"] == f"s3://raw/raw_data/companies/{days[1]}/companies.csv"
+    extra = asset_events(home, second["run_id"])["s3://sanitized/sanitized_data/industry_classification"]
+    assert extra["answers_first_paid_in"] == days[0] and extra["published"] == 2
+    for ds, code in ((days[1], 0), ("2025-03-03", 1)):
+        report = subprocess.run(
+            [sys.executable, "-m", "pipeline_hub", "report", "--ds", ds], env=env, capture_output=True, text=True
+        )
+        assert report.returncode == code, report.stdout + report.stderr
+    assert "nothing published for ds=2025-03-03 under s3://sanitized" in report.stderr

@@ -114,7 +114,15 @@ def test_routes_are_part_of_the_publication_identity_only_when_set():
         batch_hash="h",
         routes={"mode": "stream", "primary": {"conn_id": "c", "model": "m"}, "long_input": None, "fallback": None},
     )
-    assert plan.identity(plain) == {"batch_hash": "h", "template_sha256": "abc", "model": "m", "row_limit": None}
+    assert plan.identity(plain) == {
+        "ds": "2025-01-15",
+        "batch_hash": "h",
+        "inputs": [],
+        "prompt_version": "v1",
+        "template_sha256": "abc",
+        "model": "m",
+        "row_limit": None,
+    }
     routed = TopicPlan(
         "t", "s", "v1", "abc", batch_hash="h", routes={**plain.routes, "fallback": {"conn_id": "f", "model": "fm"}}
     )

@@ -139,11 +139,26 @@ def report(
     ds: Annotated[str, typer.Option(help="partition date YYYY-MM-DD")],
     root: Annotated[str | None, typer.Option(help="sanitized root (default: PIPELINE_HUB_SANITIZED_URI)")] = None,
 ) -> None:
-    """Print per topic what is published for ``ds`` (counts, tokens, duration) and a DuckDB sample query."""
-    from pipeline_hub.config import Settings
-    from pipeline_hub.reporting import render_report
+    """Print per topic what is published for ``ds`` (counts, tokens, duration) and a DuckDB sample query.
 
-    typer.echo(render_report(root or Settings.from_env().sanitized_root, ds))
+    Exits 1 with one line naming the sanitized root and ``ds`` when nothing is published for ``ds``
+    (after the table, when every topic was quarantined), 2 when ``ds`` is not ``YYYY-MM-DD``.
+    """
+    from pipeline_hub.config import Settings
+    from pipeline_hub.plan import DS_PATTERN
+    from pipeline_hub.reporting import load_manifests, nothing_published, render_report
+
+    if not DS_PATTERN.match(ds):
+        typer.echo(f"--ds must be YYYY-MM-DD, got {ds!r}", err=True)
+        raise typer.Exit(2)
+    sanitized_root = root or Settings.from_env().sanitized_root
+    manifests = load_manifests(sanitized_root, ds)
+    if manifests:
+        typer.echo(render_report(sanitized_root, ds))
+    missing = nothing_published(sanitized_root, ds, manifests)
+    if missing:
+        typer.echo(missing, err=True)
+        raise typer.Exit(1)
 
 
 @services_app.command("up")

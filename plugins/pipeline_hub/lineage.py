@@ -5,7 +5,9 @@ root, ``<sanitized root>/sanitized_data/<topic>`` without the connection id (e.g
 ``s3://sanitized/sanitized_data/industry_classification``; :func:`topic_asset`). The ``publish`` task
 declares the asset alias :data:`PUBLISHED_ALIAS` as its outlet and, for each topic it publishes, adds
 that topic's Asset to it with an event ``extra`` of identifiers and counts only (:func:`asset_extra`),
-never record data. An alias is needed because ``publish`` is mapped over the run's pending topics:
+never record data; ``answers_first_paid_in`` is the ``ds`` whose run first paid the LLM for this
+batch's answers (this one, an earlier partition holding the same bytes, or None when unknown; see
+:mod:`pipeline_hub.pubindex`). An alias is needed because ``publish`` is mapped over the run's pending topics:
 static outlets would emit an event for every topic from every mapped instance. A downstream DAG
 schedules on a topic with ``schedule=[topic_asset("industry_classification")]``.
 
@@ -43,6 +45,7 @@ ASSET_EXTRA_KEYS = (
     "in",
     "published",
     "quarantined_total",
+    "answers_first_paid_in",
     "manifest",
 )
 

@@ -1,10 +1,13 @@
 """The discover and hash stages: find a run's raw objects, hash them, decide what is new.
 
-A *batch* is the set of objects to read directly under ``<raw root>/<source>/<ds>/``; its hash is the
-SHA-256 of the sorted object hashes (:func:`pipeline_hub.hashing.batch_hash`). A topic's output is identified by
-(batch hash, template SHA-256, model, row limit): when the publication index
-(``<sanitized root>/_index/<topic>/<batch_hash>.json``) already holds that identity, the topic is
-skipped, so re-running or backfilling an unchanged batch publishes nothing and calls no LLM.
+A *batch* is the set of objects under ``<raw root>/<source>/<ds>/``; its hash is the SHA-256 of the
+sorted object hashes (:func:`pipeline_hub.hashing.batch_hash`). A topic's publication is identified by
+(``ds`` partition, batch hash, input object names, prompt version and template SHA-256, model(s),
+row limit; :meth:`RunPlan.identity`): when the partition's publication index entry
+(``<sanitized root>/_index/<topic>/ds=<ds>.json``, :mod:`pipeline_hub.pubindex`) holds exactly that
+identity, the topic is skipped, so re-running an unchanged partition publishes nothing and calls no
+LLM. The same bytes under another ``ds``, a partition reverted to an earlier batch and a renamed
+object are published again, their answers from the response cache (0 LLM calls).
 
 Every object below the prefix (at any depth) is listed with a status: ``read``; ``skipped`` with a
 reason (``hidden``, ``marker``, ``unsupported_format``, ``subfolder``, ``empty_object``, see
@@ -31,6 +34,7 @@ from typing import Any
 from pipeline_hub import reasons, storage
 from pipeline_hub.config import Settings
 from pipeline_hub.hashing import batch_hash, sha256_object
+from pipeline_hub.pubindex import holds
 from pipeline_hub.readers import detect_format
 from pipeline_hub.registry import list_topics, load_topic
 from pipeline_hub.routing import resolve_routes
@@ -101,13 +105,21 @@ class RunPlan:
         return next(t for t in self.topics if t.topic == name)
 
     def identity(self, t: TopicPlan) -> dict[str, Any]:
-        """What makes a publication the same: batch bytes, template, model(s) and row limit.
+        """What makes a partition's publication the same: where, which bytes, prompt, model(s), row limit.
 
-        The long-input and fallback routes count only when a topic has them, so adding neither leaves
-        earlier publications valid; the mode (stream or batch) does not count: same model, same answers.
+        ``{"ds", "batch_hash", "inputs": [[public_uri, sha256], …] (sorted), "prompt_version",
+        "template_sha256", "model", "row_limit"[, "routes"]}``. The input names count so a renamed
+        object is republished with manifest inputs naming the current objects. The long-input and
+        fallback routes count only when a topic has them, so adding neither leaves earlier
+        publications valid; the mode (stream or batch) does not count: same model, same answers.
         """
+        from pipeline_hub.pubindex import input_names
+
         identity = {
+            "ds": self.ds,
             "batch_hash": t.batch_hash,
+            "inputs": input_names(self.sources.get(t.source, {}).get("objects") or []),
+            "prompt_version": t.prompt_version,
             "template_sha256": t.template_sha256,
             "model": t.model or self.model,
             "row_limit": self.row_limit,
@@ -116,6 +128,12 @@ class RunPlan:
         if extra:
             identity["routes"] = extra
         return identity
+
+    def legacy_identity(self, t: TopicPlan) -> dict[str, Any]:
+        """The identity as the old per-batch index (``_index/<topic>/<batch_hash>.json``) keyed it."""
+        identity = self.identity(t)
+        keys = ("batch_hash", "template_sha256", "model", "row_limit", "routes")
+        return {k: identity[k] for k in keys if k in identity}
 
 
 def batch_manifest(plan: RunPlan, source: str) -> dict[str, Any]:
@@ -285,7 +303,8 @@ def hash_and_plan(
 ) -> RunPlan:
     """Hash every discovered object, compute batch hashes, write batch manifests and the run plan.
 
-    Topics whose identity is already in the publication index are marked ``skipped_published``.
+    Topics whose ``ds`` partition already holds this run's identity (publication index,
+    :func:`pipeline_hub.pubindex.holds`) are marked ``skipped_published``.
     Returns the plan (also written to ``plan.staging + "/plan.json"``).
     """
     staging = storage.join(settings.staging_root, safe_run_id(run_id))
@@ -343,13 +362,15 @@ def hash_and_plan(
             tp.status = reasons.NO_INPUT
             log.info("topic %s: no raw objects for source %s on %s", name, topic.source, ds)
         else:
-            index = storage.join(settings.sanitized_root, "_index", name, f"{tp.batch_hash}.json")
-            if index.exists() and storage.read_json(index).get("identity") == plan.identity(tp):
+            held = holds(settings.sanitized_root, name, plan.identity(tp), plan.legacy_identity(tp))
+            if held:
                 tp.status = "skipped_published"
-                tp.published_manifest = storage.read_json(index).get("manifest")
+                tp.published_manifest = held
                 log.info(
-                    "topic %s: batch %s already published with this prompt and model; skipping, no LLM calls",
+                    "topic %s: ds=%s already published from batch %s with these objects, prompt and model; "
+                    "skipping, no LLM calls",
                     name,
+                    ds,
                     tp.batch_hash[:12],
                 )
         plan.topics.append(tp)

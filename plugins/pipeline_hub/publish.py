@@ -6,7 +6,8 @@ Layout under the sanitized root (Hive-style partitions, readable by DuckDB and A
     sanitized_data/<topic>/ds=<ds>/_manifest.json       written last: the commit point of a publication
     quarantine/<topic>/ds=<ds>/part-00000.parquet        quarantined records with reason and detail
     quarantine/<topic>/ds=<ds>/_manifest.json            manifest of a topic that failed its quality gate
-    _index/<topic>/<batch_hash>.json                    publication index (rerun detection)
+    _index/<topic>/ds=<ds>.json                         publication index: what the partition holds
+    _index/<topic>/batches/<batch_hash>/ds=<ds>.json    where a batch was published (pipeline_hub.pubindex)
 
 One Parquet object per topic and partition: S3 makes a PUT/copy visible only when complete and a
 local rename is atomic, so readers never see a half-written batch. Files starting with ``_`` are

@@ -18,6 +18,26 @@ def load_manifests(sanitized_root: str, ds: str) -> dict[str, dict]:
     return found
 
 
+def nothing_published(sanitized_root: str, ds: str, manifests: dict[str, dict]) -> str | None:
+    """One line saying ``ds`` has nothing published under ``sanitized_root``, or None when a topic is published.
+
+    ``manifests`` is :func:`load_manifests` of that partition. Analysts querying such a ``ds`` get no
+    rows, so ``pipeline-hub report`` exits non-zero with this line.
+    """
+    if any(m.get("status") == "published" for m in manifests.values()):
+        return None
+    where = f"ds={ds} under {storage.public_uri(sanitized_root)}"
+    if manifests:
+        return (
+            f"nothing published for {where}: every topic with output failed its quality gate "
+            f"(quarantine/<topic>/ds={ds}/_manifest.json); fix the input or the prompt and run that ds again"
+        )
+    return (
+        f"nothing published for {where}: no topic has a manifest in sanitized_data/<topic>/ds={ds}/ or "
+        f"quarantine/<topic>/ds={ds}/; run the pipeline for ds={ds} (or check --root / PIPELINE_HUB_SANITIZED_URI)"
+    )
+
+
 def render_report(sanitized_root: str, ds: str) -> str:
     """Table of counts (in / published / quarantined), tokens and duration per topic, plus a query result."""
     from datetime import datetime
@@ -66,9 +86,9 @@ def render_report(sanitized_root: str, ds: str) -> str:
     if "industry_classification" in views:
         sql = (
             "SELECT sector, count(*) AS companies FROM industry_classification "
-            f"WHERE ds = '{ds}' GROUP BY sector ORDER BY companies DESC, sector"
+            "WHERE ds = CAST(? AS DATE) GROUP BY sector ORDER BY companies DESC, sector"
         )
-        cur = con.execute(sql)
-        out += ["", f"DuckDB: {sql}", tabulate(cur.fetchall(), headers=[d[0] for d in cur.description])]
+        cur = con.execute(sql, [ds])  # parameterised: ds is never spliced into SQL text
+        out += ["", f"DuckDB: {sql}  -- ? = {ds}", tabulate(cur.fetchall(), headers=[d[0] for d in cur.description])]
     con.close()
     return "\n".join(out)

@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from pipeline_hub import reasons, storage
+from pipeline_hub import pubindex, reasons, storage
 from pipeline_hub.chunking import chunk_source, object_listing, read_chunk
 from pipeline_hub.config import Settings
 from pipeline_hub.erasure import ERASED_REASON, erased_pseudonyms, suppress_erased
@@ -361,9 +361,15 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
 def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     """Task ``publish`` (per topic): Parquet + quarantine + manifest (last) + index entry.
 
+    The partition's index entry is removed first and written last, and only when no record is
+    quarantined for a reason the next run can cure (``provider_error``, ``budget_exceeded``;
+    :mod:`pipeline_hub.pubindex`); the manifest's ``reuse`` names the earlier publications of the
+    same batch and the one that first paid for its answers.
+
     Returns the publish summary (``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``,
-    ``prompt_version``, ``model``, counts, ``usage``, ``manifest`` URI, ``dataset`` = URI of the
-    topic's sanitized partition root). Raises :class:`QualityGateFailed` after quarantining the topic
+    ``prompt_version``, ``model``, counts, ``usage``, ``answers_first_paid_in`` (the ``ds`` whose
+    run first paid for these answers, or None), ``manifest`` URI, ``dataset`` = URI of the topic's
+    sanitized partition root). Raises :class:`QualityGateFailed` after quarantining the topic
     when a blocking expectation of its GX suite failed, and :class:`ConservationError` (publishing
     nothing) when records in != published + quarantined.
     """
@@ -426,6 +432,13 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
     status = "published" if quality["success"] else "quarantined_quality"
     data_dir = partition(plan.settings["sanitized_root"], "sanitized_data", topic.name, plan.ds)
     q_dir = partition(plan.settings["sanitized_root"], "quarantine", topic.name, plan.ds)
+    manifest_path = (data_dir if quality["success"] else q_dir) / "_manifest.json"
+    finished_at = now()
+    identity = plan.identity(tp)
+    this = {"ds": plan.ds, "run_id": plan.run_id, "manifest": storage.public_uri(manifest_path)}
+    reuse = pubindex.reuse_lineage(
+        plan.settings["sanitized_root"], topic.name, identity, usage, {**this, "published_at": finished_at}
+    )
     manifest = {
         "topic": topic.name,
         "ds": plan.ds,
@@ -450,15 +463,15 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         "pii_found": scrub_summary["pii_found"],
         "usage": usage,
         "budget": {"cap_usd": plan.budget_usd, "spent_usd": usage["cost_usd"], "exceeded": usage["budget_exceeded"]},
+        "reuse": reuse,
         "started_at": plan.started_at,
-        "finished_at": now(),
+        "finished_at": finished_at,
         "outputs": {
             "data": storage.public_uri(data_dir / "part-00000.parquet") if rows else None,
             "quarantine": storage.public_uri(q_dir / "part-00000.parquet") if quarantine else None,
             "data_docs": quality.get("data_docs"),
         },
     }
-    manifest_path = (data_dir if quality["success"] else q_dir) / "_manifest.json"
     summary = {
         "topic": topic.name,
         "ds": plan.ds,
@@ -471,10 +484,13 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         "quarantined": counts["quarantined"],
         "quarantined_total": counts["quarantined_total"],
         "usage": manifest["usage"],
+        "answers_first_paid_in": (reuse["answers_first_paid_in"] or {}).get("ds"),
         "manifest": storage.public_uri(manifest_path),
         "dataset": storage.public_uri(data_dir.parent),
     }
     meta = lineage_metadata(manifest)
+    # Not "published" while the partition is being written: a crash from here on leaves no stale skip.
+    pubindex.invalidate(plan.settings["sanitized_root"], topic.name, plan.ds)
     if quarantine:
         q_rows = [
             {
@@ -487,6 +503,8 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
             for q in quarantine
         ]
         write_table(q_dir / "part-00000.parquet", q_rows, QUARANTINE_SCHEMA, meta)
+    elif (q_dir / "part-00000.parquet").exists():
+        (q_dir / "part-00000.parquet").unlink()  # nothing quarantined now: drop an earlier run's records
     if not quality["success"]:
         storage.write_json(manifest_path, manifest)
         raise QualityGateFailed(
@@ -508,9 +526,17 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
     write_metrics(plan.settings["sanitized_root"], manifest)
     storage.write_json(manifest_path, manifest)
-    storage.write_json(
-        storage.join(plan.settings["sanitized_root"], "_index", topic.name, f"{tp.batch_hash}.json"),
-        {"identity": plan.identity(tp), "manifest": storage.public_uri(manifest_path), "published_at": now()},
+    if (q_dir / "_manifest.json").exists():
+        (q_dir / "_manifest.json").unlink()  # an earlier attempt's failed-gate manifest no longer holds
+    pubindex.record(
+        plan.settings["sanitized_root"],
+        topic.name,
+        identity,
+        manifest_uri=this["manifest"],
+        run_id=plan.run_id,
+        published_at=finished_at,
+        reuse=reuse,
+        quarantined=counts["quarantined"],
     )
     log.info("publish %s: %s", topic.name, summary)
     return summary, manifest
