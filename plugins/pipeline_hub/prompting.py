@@ -272,10 +272,12 @@ async def _answer_record(
         "status": "quarantined",
         "reason": reasons.INVALID_OUTPUT,
         "detail": reasons.detail(
-            "{uri} record {position}: answer failed schema validation after one repair: {error}",
+            # The JSON path may name keys the model invented (outside text); the rest is ours.
+            "{uri} record {position}: answer failed schema validation after one repair: {path}: "
+            + _ours(error.rsplit(": ", 1)[1]),
             uri=record["source_uri"],
             position=record["position"],
-            error=error,
+            path=error.rsplit(": ", 1)[0],
         ),
         "raw_answer": completion.content,
         "usage": usage,

@@ -376,6 +376,13 @@ class _Server(ThreadingHTTPServer):
     # which then wait a 1 s retransmit: a stall real providers do not have.
     request_queue_size = 256
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (cancelled or timed out) is normal here; anything else is printed."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     stub: StubLLMServer
