@@ -4,18 +4,21 @@ endpoint over real HTTP: same interface, same fault handling, chosen by the conn
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline_hub import reasons
 from pipeline_hub.pipeline import run_pipeline
 from pipeline_hub.prompting import prompt_records
 from pipeline_hub.providers import ProviderError
 from pipeline_hub.providers.bedrock import BedrockLLMHook
+from pipeline_hub.providers.hook import CallFailed
 from pipeline_hub.registry import load_topic
 from pipeline_hub.routing import get_hook
-from pipeline_hub.testing.stub_llm import FaultPlan
+from pipeline_hub.testing.stub_llm import FaultPlan, closed_port
 
 from conftest import DS
 
@@ -83,11 +86,59 @@ def test_refusals_fail_fast_naming_the_connection(bedrock, status):
     assert bedrock.calls == 1
 
 
-def test_a_bad_request_is_not_retried(bedrock):
+def test_a_bad_request_is_not_retried_and_quarantines_the_record(bedrock):
     bedrock.fault_plan = FaultPlan(sequence=["400"])
-    with pytest.raises(ClientError, match="ValidationException"):
-        prompt_records(get_hook("bedrock_default"), TOPIC, records(1))
-    assert bedrock.calls == 1
+    results, _ = prompt_records(get_hook("bedrock_default"), TOPIC, records(2))
+    assert bedrock.calls == 2 and [r["status"] for r in results].count("ok") == 1
+    bad = next(r for r in results if r["status"] != "ok")
+    assert bad["reason"] == reasons.PROVIDER_ERROR
+    assert f"connection bedrock_default model {MODEL}: HTTP 400 ValidationException (1 attempts)" in reasons.plain(
+        bad["detail"]
+    )
+
+
+def test_exhausted_5xx_and_throttling_name_the_connection_and_status(bedrock, monkeypatch):
+    hook = get_hook("bedrock_default")
+    hook.extras.update(max_retries=1, retry_backoff_s=0.001)
+    bedrock.fault_plan = FaultPlan(rate_500=1.0)
+    with pytest.raises(CallFailed, match=r"Bedrock connection 'bedrock_default'.*HTTP 500 InternalServerException"):
+        complete(hook)
+    bedrock.fault_plan = FaultPlan(rate_429=1.0, retry_after_s=0)
+    with pytest.raises(CallFailed, match="HTTP 429 ThrottlingException") as info:
+        complete(hook)
+    assert info.value.retryable and hook.is_retryable(info.value)
+    assert isinstance(info.value.__cause__, ClientError)
+
+
+def test_refused_endpoint_is_reported_as_refused(bedrock, monkeypatch):
+    conn = json.loads(os.environ["AIRFLOW_CONN_BEDROCK_DEFAULT"])
+    conn["extra"].update(endpoint_url=f"http://127.0.0.1:{closed_port()}", max_retries=1, retry_backoff_s=0.001)
+    monkeypatch.setenv("AIRFLOW_CONN_BEDROCK_DEFAULT", json.dumps(conn))
+    hook = get_hook("bedrock_default")
+    with pytest.raises(CallFailed, match=r"'bedrock_default' model .*: connection refused \(2 attempts\)"):
+        complete(hook)
+
+
+def test_read_timeout_is_reported_as_timeout(bedrock):
+    hook = get_hook("bedrock_default")
+    hook.extras.update(timeout=0.3, max_retries=0)
+    bedrock.fault_plan = FaultPlan(sequence=["timeout"], timeout_sleep_s=1.0)
+    with pytest.raises(CallFailed, match=r"'bedrock_default' model .*: timeout after 0.3s"):
+        complete(hook)
+
+
+def complete(hook):
+    import asyncio
+
+    async def go():
+        client = hook.get_async_client()
+        try:
+            messages = [{"role": "user", "content": "hi"}]
+            return await hook.acomplete(client, messages, schema=TOPIC.prompt.output_schema, schema_name="t")
+        finally:
+            await hook.aclose(client)
+
+    return asyncio.run(go())
 
 
 def test_pipeline_runs_on_a_bedrock_connection(bedrock, raw_zone, tmp_path):

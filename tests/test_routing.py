@@ -8,6 +8,7 @@ import shutil
 import pytest
 import yaml
 
+from pipeline_hub import reasons
 from pipeline_hub.plan import RunPlan, TopicPlan
 from pipeline_hub.prompting import prompt_records
 from pipeline_hub.providers import LLMHook, ProviderError
@@ -63,12 +64,27 @@ def test_no_fallback_on_a_refusal_that_cannot_succeed(stub, second_stub):
     assert second_stub.calls == 0
 
 
-def test_exhausted_retries_without_fallback_fail_the_task(stub, monkeypatch):
+def test_exhausted_retries_without_fallback_quarantine_the_record(stub, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, max_retries=1))
     stub.fault_plan = FaultPlan(always_status=500)
-    with pytest.raises(Exception) as info:
-        prompt_records(LLMHook(), TOPIC, records(2))
-    assert LLMHook.is_retryable(info.value)  # Airflow retries the task; finished records are cached
+    results, stats = prompt_records(LLMHook(), TOPIC, records(2))
+    assert [r["reason"] for r in results] == [reasons.PROVIDER_ERROR] * 2  # the next run sends them again
+    assert all("connection llm_default model stub-model: HTTP 500" in reasons.plain(r["detail"]) for r in results)
+
+
+def test_a_fallback_that_fails_too_names_both_connections(stub, second_stub, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, max_retries=1, retry_backoff_s=0.001))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LLM_FALLBACK",
+        llm_conn(second_stub.base_url, model="fallback-model", max_retries=0),
+    )
+    stub.fault_plan = FaultPlan(always_status=500)
+    second_stub.fault_plan = FaultPlan(rate_429=1.0, retry_after_s=0)
+    results, _ = prompt_records(LLMHook(), TOPIC, records(1), routes=routes(fallback={"conn_id": "llm_fallback"}))
+    detail = reasons.plain(results[0]["detail"])
+    assert results[0]["reason"] == reasons.PROVIDER_ERROR
+    assert "connection llm_fallback model fallback-model: HTTP 429; before it, connection 'llm_default'" in detail
+    assert "model stub-model: HTTP 500 (3 attempts)" in detail
 
 
 def test_long_inputs_go_to_the_larger_model(stub):

@@ -4,7 +4,11 @@ For each record: map record fields to the declared template inputs, add context 
 for matching), render with ``StrictUndefined``, ask the provider for JSON constrained by the topic's
 output schema, then validate the answer with ``jsonschema`` (Draft 2020-12). An invalid answer gets one
 repair attempt with the validation error fed back; if it is still invalid the record is quarantined
-with reason ``invalid_output``. Requests run concurrently, bounded by the connection's
+with reason ``invalid_output``. A record whose call still fails after the retry policy (and the fallback
+route, if any) is quarantined with reason ``provider_error`` and a detail naming the connection, the
+model and the last failure; it is not cached, so the next run of the batch sends it again. When most
+records fail that way the chunk's circuit breaker stops it with ``ProviderUnavailable``
+(:class:`~pipeline_hub.providers.hook.CircuitBreaker`). Requests run concurrently, bounded by the connection's
 ``max_concurrency``; each record goes to the topic's primary or long-input model, and to its fallback
 once the primary's retries are exhausted (:mod:`pipeline_hub.routing`). Nothing here logs record text.
 
@@ -25,10 +29,11 @@ from typing import Any
 
 import jsonschema
 
+from pipeline_hub import reasons
 from pipeline_hub.config import include_dir
 from pipeline_hub.matching import load_reference
 from pipeline_hub.pricing import cost_usd
-from pipeline_hub.providers.hook import BudgetExhausted, Completion
+from pipeline_hub.providers.hook import BudgetExhausted, CallFailed, CircuitBreaker, Completion
 from pipeline_hub.registry import Topic
 from pipeline_hub.routing import RoutedSession
 
@@ -49,6 +54,7 @@ class ChunkStats:
     completion_tokens: int = 0
     latency_s: float = 0.0
     routes: dict[str, int] = field(default_factory=dict)  # records answered per route
+    provider_failures: dict[str, int] = field(default_factory=dict)  # provider_error records by last failure
 
     def quarantine(self, reason: str) -> None:
         self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
@@ -103,6 +109,33 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
     return variables, None, extra
 
 
+def _ours(text: str) -> str:
+    """``text`` (our own words) safe as part of a :func:`reasons.detail` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def provider_error_result(base: dict[str, Any], exc: CallFailed, usage: dict[str, Any]) -> dict[str, Any]:
+    """The quarantined result of a record whose call failed after the retry policy (reason ``provider_error``).
+
+    The detail names the record's object and position, the connection, the model and the last failure
+    (``HTTP 500``, ``timeout after 5s``, ``connection refused``, …), never the request or the server's text.
+    """
+    return {
+        **base,
+        "status": "quarantined",
+        "reason": reasons.PROVIDER_ERROR,
+        "detail": reasons.detail(
+            "{uri} record {position}: the provider call failed after the retry policy on connection {conn} "
+            "model {model}: " + _ours(f"{exc.failure} ({exc.attempts} attempts); retried by the next run"),
+            uri=base["source_uri"],
+            position=base["position"],
+            conn=exc.conn_id,
+            model=exc.model,
+        ),
+        "usage": usage,
+    }
+
+
 async def _process_record(
     session: RoutedSession,
     topic: Topic,
@@ -111,16 +144,43 @@ async def _process_record(
     stats: ChunkStats,
     budget: Budget,
     prefilled: Completion | None = None,
+    breaker: CircuitBreaker | None = None,
+) -> dict[str, Any]:
+    """Prompt one record (answer, one repair if invalid); count it in ``breaker`` when it was sent.
+
+    Raises :class:`~pipeline_hub.providers.hook.ProviderUnavailable` when this record trips the breaker.
+    """
+    sent: list[bool] = []
+    result = await _answer_record(session, topic, validator, record, stats, budget, prefilled, sent)
+    failure = result.pop("_failure", None)
+    if breaker is not None and sent:
+        breaker.record(failure)
+    return result
+
+
+async def _answer_record(
+    session: RoutedSession,
+    topic: Topic,
+    validator,
+    record: dict,
+    stats: ChunkStats,
+    budget: Budget,
+    prefilled: Completion | None,
+    sent: list[bool],
 ) -> dict[str, Any]:
     base = {k: record[k] for k in ("record_id", "source_uri", "position")}
     variables, missing, extra = build_variables(topic, record)
     if variables is None:
-        stats.quarantine("missing_field")
+        stats.quarantine(reasons.MISSING_FIELD)
         return {
             **base,
             "status": "quarantined",
-            "reason": "missing_field",
-            "detail": f"{record['source_uri']} record {record['position']}: field '{missing}' is missing or empty",
+            "reason": reasons.MISSING_FIELD,
+            "detail": reasons.detail(
+                "{uri} record {position}: field '" + _ours(missing) + "' is missing or empty",
+                uri=record["source_uri"],
+                position=record["position"],
+            ),
         }
     messages = topic.prompt.render(variables)
     params = dict(topic.prompt.model_params)
@@ -149,16 +209,32 @@ async def _process_record(
                     messages, schema=schema, schema_name=topic.name, params=params, gate=budget.open
                 )
         except BudgetExhausted:
-            stats.quarantine("budget_exceeded")
+            stats.quarantine(reasons.BUDGET_EXCEEDED)
             _count_usage(stats, usage)
             return {
                 **base,
                 "status": "quarantined",
-                "reason": "budget_exceeded",
-                "detail": f"run budget of {budget.cap_usd} USD reached (this chunk's share: "
-                f"{budget.allowance_usd:.4f} USD)",
+                "reason": reasons.BUDGET_EXCEEDED,
+                "detail": reasons.detail(
+                    _ours(
+                        f"run budget of {budget.cap_usd} USD reached (this chunk's share: "
+                        f"{budget.allowance_usd:.4f} USD)"
+                    )
+                ),
                 "usage": usage,
             }
+        except CallFailed as exc:  # retries (and the fallback) exhausted: this record only, not cached
+            sent.append(True)
+            stats.quarantine(reasons.PROVIDER_ERROR)
+            stats.provider_failures[exc.failure] = stats.provider_failures.get(exc.failure, 0) + 1
+            stats.calls += exc.attempts
+            usage["attempts"] += exc.attempts
+            usage["cache_hit"] = False
+            _count_usage(stats, usage)
+            log.warning("%s", exc)  # connection, model and failure only: never the record
+            return {**provider_error_result(base, exc, usage), "_failure": exc}
+        if not completion.cache_hit:
+            sent.append(True)
         cost = 0.0 if completion.cache_hit else budget.charge(completion)
         stats.calls += completion.attempts
         stats.cache_hits += int(completion.cache_hit)
@@ -189,13 +265,20 @@ async def _process_record(
                     "content": f"That answer is invalid: {error}. Reply again with only the corrected JSON object.",
                 },
             ]
-    stats.quarantine("invalid_output")
+    stats.quarantine(reasons.INVALID_OUTPUT)
     _count_usage(stats, usage)
     return {
         **base,
         "status": "quarantined",
-        "reason": "invalid_output",
-        "detail": f"answer failed schema validation after one repair: {error}",
+        "reason": reasons.INVALID_OUTPUT,
+        "detail": reasons.detail(
+            # The JSON path may name keys the model invented (outside text); the rest is ours.
+            "{uri} record {position}: answer failed schema validation after one repair: {path}: "
+            + _ours(error.rsplit(": ", 1)[1]),
+            uri=record["source_uri"],
+            position=record["position"],
+            path=error.rsplit(": ", 1)[0],
+        ),
         "raw_answer": completion.content,
         "usage": usage,
     }
@@ -297,8 +380,11 @@ async def aprompt_records(
     with ``answer`` and ``fields`` (the topic's kept input fields only) when ok, ``reason`` and
     ``detail`` (and ``raw_answer`` for ``invalid_output``) when quarantined. ``usage`` holds tokens,
     attempts, latency (s), cost (USD), the model and route that answered, and whether every call was a
-    cache hit. Raises :class:`~pipeline_hub.providers.ProviderError` when the provider refuses the
-    connection, and the provider's last error when retries (and the fallback, if any) are exhausted.
+    cache hit. A record whose call fails after the retries (and the fallback, if any) is quarantined
+    as ``provider_error``. Raises :class:`~pipeline_hub.providers.ProviderError` when the provider
+    refuses the connection (401/403/404), and its subclass
+    :class:`~pipeline_hub.providers.hook.ProviderUnavailable` when the chunk's circuit breaker trips
+    (thresholds: the primary connection's ``breaker_*`` extras); the other requests are then cancelled.
     """
     stats = ChunkStats(records=len(records))
     records, protection = protect_inputs(topic, records, route_providers(hook, routes))
@@ -316,6 +402,7 @@ async def aprompt_records(
     else:
         router = RoutedSession(routes=routes, cache=cache, hooks={"primary": hook})
     prefilled = prefilled or {}
+    breaker = CircuitBreaker.for_hook(hook)
     results: list[dict[str, Any] | None] = [None] * len(records)
     pending = iter(enumerate(records))
 
@@ -324,14 +411,36 @@ async def aprompt_records(
         # record being rendered before the first request leaves.
         for i, record in pending:
             results[i] = await _process_record(
-                session, topic, validator, record, stats, budget, prefilled.get(record["record_id"])
+                session, topic, validator, record, stats, budget, prefilled.get(record["record_id"]), breaker
             )
 
     async with router as session:
         # Twice the connections' concurrency: while one set waits on the network, the next is ready.
         workers = 2 * sum(hook.max_concurrency for hook in session.hooks.values())
-        await asyncio.gather(*(worker() for _ in range(min(len(records), workers))))
+        try:
+            # A task group: the first worker to raise (a refusal, the breaker) cancels the others.
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(len(records), workers)):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failed:
+            raise _first_error(failed) from None
     return list(results), stats
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error to report from a task group's failure: a provider refusal/breaker trip first, else the first."""
+    from pipeline_hub.providers.hook import ProviderError
+
+    leaves = list(_leaves(group))
+    return next((e for e in leaves if isinstance(e, ProviderError)), leaves[0])
+
+
+def _leaves(group: BaseExceptionGroup):
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 def prompt_records(hook, topic: Topic, records: list[dict], **options: Any) -> tuple[list[dict], ChunkStats]:

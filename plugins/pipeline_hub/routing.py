@@ -193,24 +193,35 @@ class RoutedSession:
         self.sessions["primary"].store(messages, completion, **kwargs)
 
     async def complete(self, messages: list[dict[str, str]], **kwargs: Any):
-        """Send ``messages`` on the picked route; on exhausted retries, once more on ``fallback``."""
+        """Send ``messages`` on the picked route; on exhausted retries, once more on ``fallback``.
+
+        Raises the route's :class:`~pipeline_hub.providers.hook.CallFailed` when it gives up (without
+        a fallback, or on an error retrying cannot fix); when the fallback gives up too, its
+        ``CallFailed`` with the primary's failure appended (both connections named).
+        """
+        from pipeline_hub.providers.hook import CallFailed  # not at import: DAG files import this module
+
         route = self.pick(messages)
         try:
             completion = await self.sessions[route].complete(messages, **kwargs)
-        except Exception as exc:
+        except CallFailed as exc:
             hook = self.hooks[route]
             if "fallback" not in self.sessions or not hook.is_retryable(exc):
                 raise
             fb = self.routes["fallback"]
-            log.warning(
-                "connection %s model %s gave up after its retries (%s); falling back to connection %s model %s",
-                hook.conn_id,
-                hook.model,
-                type(exc).__name__,
-                fb["conn_id"],
-                fb["model"],
-            )
+            log.warning("%s; falling back to connection %s model %s", exc, fb["conn_id"], fb["model"])
             route = "fallback"
-            completion = await self.sessions[route].complete(messages, **kwargs)
+            try:
+                completion = await self.sessions[route].complete(messages, **kwargs)
+            except CallFailed as again:
+                failure = f"{again.failure}; before it, connection '{exc.conn_id}' model {exc.model}: {exc.failure}"
+                raise CallFailed(
+                    again.conn_id,
+                    again.model,
+                    failure,
+                    attempts=exc.attempts + again.attempts,
+                    retryable=again.retryable,
+                    kind=again.kind,
+                ) from again
         completion.route = route
         return completion

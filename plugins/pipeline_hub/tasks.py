@@ -212,6 +212,10 @@ def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) ->
     """Task ``prompt`` (mapped over topic × chunk): answers to ``<staging>/answers/<topic>/``.
 
     ``prefilled`` (record id → ``Completion``) carries answers a provider batch job already gave.
+    Records whose calls fail after the retries are results with reason ``provider_error`` (counted in
+    the summary's ``quarantined`` and, by last failure such as ``HTTP 500``, ``provider_failures``).
+    Raises ``ProviderError`` on a refusal (401/403/404) and ``ProviderUnavailable`` when the chunk's
+    circuit breaker trips: the task fails, and its retry resumes from the response cache.
     """
     from pipeline_hub.prompting import prompt_records
     from pipeline_hub.providers.cache import open_cache
@@ -235,6 +239,7 @@ def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) ->
         "cost_usd": round(stats.cost_usd, 6),
         "latency_s": round(stats.latency_s, 3),
         "routes": stats.routes,
+        "provider_failures": stats.provider_failures,
         # Per-record provider latency (s) of records that needed a call, for p50/p95 in the manifest.
         "record_latencies_s": [
             round(r["usage"]["latency_s"], 4)

@@ -6,7 +6,14 @@ It extends the amazon provider's ``BedrockRuntimeHook`` (an ``aws`` connection: 
 ``is_retryable``), so the connection alone decides the provider. Extras read from the connection, besides
 the amazon provider's own: ``model`` (a Bedrock model or inference-profile id, required),
 ``max_concurrency``, ``requests_per_minute``, ``tokens_per_minute``, ``rate_limit_headroom``, ``timeout``,
-``max_retries`` (as for ``LLMHook``).
+``max_retries``, ``retry_backoff_s``, ``retry_backoff_max_s`` and the circuit breaker's ``breaker_*``
+(as for ``LLMHook``).
+
+A request that still fails after the retries raises :class:`~pipeline_hub.providers.hook.CallFailed`
+naming the connection, the model and the last failure: ``HTTP <status> <error code>`` (e.g. ``HTTP 429
+ThrottlingException``, ``HTTP 500 InternalServerException``), ``timeout after <N>s`` (read), ``connect
+timeout after <N>s``, ``connection refused`` (nothing listening at the endpoint) or ``connection error
+(<botocore error>)``. Missing credentials or region are a :class:`ProviderError` at once.
 
 Structured output uses Converse tool use: the output schema becomes the one tool's ``inputSchema`` and
 ``toolChoice`` forces the model to call it, so the answer is the tool call's ``input``. A model that
@@ -33,10 +40,18 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.bedrock import BedrockRuntimeHook
 from botocore.config import Config
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from pipeline_hub.providers.hook import ChatHookMixin, Completion, ProviderError
+from pipeline_hub.providers.hook import CallFailed, ChatHookMixin, Completion, ProviderError, network_failure
 
 RETRYABLE_CODES = {
     "ThrottlingException",
@@ -100,6 +115,8 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
     @staticmethod
     def is_retryable(exc: BaseException) -> bool:
         """Throttling, 5xx, model timeouts, read timeouts and connection errors."""
+        if isinstance(exc, CallFailed):
+            return exc.retryable
         if isinstance(exc, (ReadTimeoutError, BotoConnectionError)):
             return True
         if isinstance(exc, ClientError):
@@ -107,12 +124,26 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
             return _code(exc) in RETRYABLE_CODES or status == 429 or status >= 500
         return False
 
+    @property
+    def connect_timeout(self) -> float:
+        return min(10.0, self.timeout)
+
+    def describe_failure(self, exc: BaseException) -> str:
+        """``exc`` (a botocore error) in our words; see the module docstring for the forms."""
+        if isinstance(exc, ClientError):
+            return f"HTTP {_status(exc) or '?'} {_code(exc)}".rstrip()
+        if isinstance(exc, ConnectTimeoutError):
+            return f"connect timeout after {self.connect_timeout:g}s"
+        if isinstance(exc, ReadTimeoutError):
+            return f"timeout after {self.timeout:g}s"
+        return network_failure(exc, self.timeout) or f"connection error ({type(exc).__name__})"
+
     def get_async_client(self):
         """``(boto3 bedrock-runtime client, executor)``; botocore's retries are off (ours are tenacity's)."""
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             read_timeout=self.timeout,
-            connect_timeout=min(10.0, self.timeout),
+            connect_timeout=self.connect_timeout,
             max_pool_connections=self.max_concurrency,
         )
         client = self.get_client_type(region_name=self.extras.get("region_name"), config=config)
@@ -139,7 +170,8 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
         ``slot()`` is entered around each attempt (the session's concurrency and rate limits).
 
         Retries as :meth:`is_retryable` says, with exponential backoff and full jitter; raises
-        :class:`ProviderError` naming the connection on 401/403/404, and botocore's ``ClientError`` on
+        :class:`ProviderError` naming the connection on 401/403/404 and on missing credentials or region,
+        and :class:`~pipeline_hub.providers.hook.CallFailed` when the retries are exhausted or at once on
         other 4xx (e.g. ``ValidationException``: the request itself cannot succeed).
         """
         boto_client, executor = client
@@ -179,7 +211,14 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
                     f"Bedrock connection '{self.conn_id}' was refused with HTTP {_status(exc)} ({_code(exc)}); "
                     "check its credentials, region, model access and model id"
                 ) from None
-            raise
+            raise self.call_failed(exc, attempts) from exc
+        except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
+            raise ProviderError(
+                f"Bedrock connection '{self.conn_id}': {type(exc).__name__}; set its keys, role or profile and "
+                "the extra 'region_name'"
+            ) from None
+        except BotoCoreError as exc:
+            raise self.call_failed(exc, attempts) from exc
         blocks = response.get("output", {}).get("message", {}).get("content", [])
         tool = next((b["toolUse"] for b in blocks if "toolUse" in b), None)
         content = json.dumps(tool["input"]) if tool else "".join(b.get("text", "") for b in blocks)

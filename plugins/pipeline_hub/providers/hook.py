@@ -20,12 +20,24 @@ server (vLLM, llama.cpp, Ollama). Extras understood on the connection:
     at ``rate_limit_headroom`` (default 0.95) of the limit, never sent in bursts.
 ``timeout`` (seconds, default 120), ``max_retries`` (default 4)
     Per-request timeout and retries on 429/5xx/timeouts/connection errors.
+``retry_backoff_s`` (default 0.5), ``retry_backoff_max_s`` (default 30)
+    Backoff between retries: exponential with full jitter, ``uniform(0, retry_backoff_s × 2^n)`` capped
+    at ``retry_backoff_max_s``, and never shorter than the server's ``Retry-After``.
+``breaker_consecutive`` (default 10), ``breaker_window`` (default 20), ``breaker_ratio`` (default 0.5)
+    The circuit breaker of a prompt task (:class:`CircuitBreaker`): the task stops sending and fails with
+    :class:`ProviderUnavailable` after ``breaker_consecutive`` records in a row, or ``breaker_ratio`` of
+    the last ``breaker_window`` records sent, ended as provider errors. 0 disables a rule.
 ``api_version`` (Azure OpenAI, deployment-style endpoints)
     When set, the client is ``AsyncAzureOpenAI``: host = the resource endpoint
     (``https://<resource>.openai.azure.com``), password = its API key (sent as ``api-key``), ``model`` =
     the deployment name, requests go to ``/openai/deployments/<model>/chat/completions?api-version=…``.
     Azure's v1 endpoint (host ``https://<resource>.openai.azure.com/openai/v1``) needs no ``api_version``:
     it is OpenAI-compatible and uses the plain client.
+
+A request that still fails after the retries raises :class:`CallFailed`, whose message names the
+connection, the model and the last failure, told apart as ``HTTP <status>`` (429, 5xx, other 4xx),
+``timeout after <N>s``, ``connection refused`` (nothing listening), ``host name not resolved`` or
+``connection error (<kind>)``; the prompt stage quarantines that record as ``provider_error``.
 
 Sources: OpenAI Chat Completions API reference (``response_format``); llama.cpp server README
 (``response_format`` with ``schema``); Azure OpenAI REST reference (deployments, ``api-version``) and
@@ -35,7 +47,10 @@ openai-python's ``AzureOpenAI`` client; Airflow OpenAI provider ``OpenAIHook``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import errno
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +86,138 @@ class ProviderError(RuntimeError):
 
     The message names the Airflow connection, never the request content.
     """
+
+
+class ProviderUnavailable(ProviderError):
+    """The circuit breaker tripped: most records of a chunk failed after their retries (the provider is down).
+
+    One line naming the connection, the model, the counts and the last failure; raised by the prompt task
+    so that Airflow's task retries (and the response cache, for the answers finished before) resume it.
+    Attributes: ``conn_id``, ``model``, ``failed``, ``sent`` (records sent, in the breaker's count),
+    ``last_failure``.
+    """
+
+    def __init__(self, conn_id: str, model: str, *, failed: int, sent: int, last_failure: str, kind: str = "LLM"):
+        self.conn_id, self.model, self.failed, self.sent, self.last_failure = conn_id, model, failed, sent, last_failure
+        super().__init__(
+            f"{kind} connection '{conn_id}' (model {model}) looks unavailable: {failed} of the last {sent} records "
+            f"sent failed after their retries (last failure: {last_failure}); stopped the chunk. Check the "
+            "provider, then retry the task: answers received before the stop are cached and not paid again"
+        )
+
+
+class CallFailed(RuntimeError):
+    """One request still failed after the retry policy (a per-record outcome, not a task failure).
+
+    ``failure`` is a short description of the last error, our own words, never the server's message
+    nor the request (``HTTP 500``, ``HTTP 429``, ``HTTP 400``, ``timeout after 5s``, ``connection
+    refused``, ``host name not resolved``, ``connection error (ServerDisconnectedError)``);
+    ``retryable`` says whether the last error was one worth retrying (then a fallback route is tried).
+    Attributes: ``conn_id``, ``model``, ``failure``, ``attempts``, ``retryable``, ``kind``.
+    """
+
+    def __init__(
+        self, conn_id: str, model: str, failure: str, *, attempts: int, retryable: bool = True, kind: str = "LLM"
+    ) -> None:
+        self.conn_id, self.model, self.failure = conn_id, model, failure
+        self.attempts, self.retryable, self.kind = attempts, retryable, kind
+        super().__init__(
+            f"{kind} connection '{conn_id}' model {model}: {failure} ({attempts} attempt{'s' if attempts != 1 else ''})"
+        )
+
+
+def causes(exc: BaseException | None):
+    """``exc`` and every exception it was raised from or during (``__cause__``, ``__context__``)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def network_failure(exc: BaseException, timeout_s: float) -> str | None:
+    """The network-level cause of ``exc`` in our words, or None when none is found in its chain.
+
+    Looks through the whole chain, because clients wrap socket errors: openai-python's aiohttp
+    transport maps aiohttp's ``ClientConnectorError`` (also a refused connection) to
+    ``httpx.ConnectTimeout`` and so to ``APITimeoutError``; botocore wraps urllib3's
+    ``NewConnectionError`` in ``EndpointConnectionError``. The socket error underneath decides.
+    """
+    chain = list(causes(exc))
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
+            return "connection refused"
+    for e in chain:
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "ClientConnectorDNSError":
+            return "host name not resolved"
+    for e in chain:
+        if isinstance(e, ConnectionResetError | BrokenPipeError) or type(e).__name__ == "ServerDisconnectedError":
+            return "connection closed by the server"
+    for e in chain:
+        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:  # httpx2, aiohttp, openai, botocore
+            return f"timeout after {timeout_s:g}s"
+    return None
+
+
+def describe_failure(exc: BaseException, timeout_s: float) -> str:
+    """``exc`` (an openai-python error) as ``HTTP <status>``, a network failure or ``<error type>``."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    found = network_failure(exc, timeout_s)
+    if found:
+        return found
+    deepest = list(causes(exc))[-1]
+    return f"connection error ({type(deepest).__name__})"
+
+
+class CircuitBreaker:
+    """Counts the records of one prompt task that reached the provider, and trips when it looks down.
+
+    ``record(failure)`` is called once per record sent (``failure`` None when it got an answer, else
+    the :class:`CallFailed` it ended with); it raises :class:`ProviderUnavailable` when
+
+    - the last ``consecutive`` records sent all ended as provider errors, or
+    - at least ``ratio`` of the last ``window`` records sent did (checked once ``window`` were sent).
+
+    Defaults (10, 20, 0.5) never trip on scattered failures (under 20 % failed attempts and 3 retries,
+    a record fails with probability 0.2⁴ ≈ 0.2 %) and trip within a few seconds when every call fails.
+    Records answered from the cache, or never sent (missing fields, budget), are not counted. 0 for
+    ``consecutive`` or ``window`` disables that rule.
+    """
+
+    def __init__(self, consecutive: int = 10, window: int = 20, ratio: float = 0.5) -> None:
+        self.consecutive, self.window, self.ratio = consecutive, window, ratio
+        self.recent: collections.deque[bool] = collections.deque(maxlen=max(1, window))
+        self.run = 0  # provider errors in a row
+        self.tripped: ProviderUnavailable | None = None
+
+    @classmethod
+    def for_hook(cls, hook) -> CircuitBreaker:
+        """A breaker with ``hook``'s thresholds (connection extras ``breaker_*``, see the module docstring)."""
+        return cls(hook.breaker_consecutive, hook.breaker_window, hook.breaker_ratio)
+
+    def record(self, failure: CallFailed | None) -> None:
+        """Count one record sent; raise :class:`ProviderUnavailable` once tripped (also on later calls)."""
+        if self.tripped is not None:
+            raise self.tripped
+        self.recent.append(failure is not None)
+        self.run = self.run + 1 if failure is not None else 0
+        if failure is None:
+            return
+        failed = sum(self.recent)
+        by_run = self.consecutive > 0 and self.run >= self.consecutive
+        by_ratio = self.window > 0 and len(self.recent) >= self.window and failed >= self.ratio * self.window
+        if by_run or by_ratio:
+            failed, sent = (failed, len(self.recent)) if by_ratio else (self.run, self.run)
+            self.tripped = ProviderUnavailable(
+                failure.conn_id,
+                failure.model,
+                failed=failed,
+                sent=sent,
+                last_failure=failure.failure,
+                kind=failure.kind,
+            )
+            raise self.tripped
 
 
 @dataclass
@@ -138,6 +285,38 @@ class ChatHookMixin:
     def max_retries(self) -> int:
         return int(self.extras.get("max_retries", 4))
 
+    @property
+    def retry_backoff_s(self) -> float:
+        """Base of the exponential backoff (s): retry n waits ``uniform(0, base × 2^n)``."""
+        return float(self.extras.get("retry_backoff_s", 0.5))
+
+    @property
+    def retry_backoff_max_s(self) -> float:
+        return float(self.extras.get("retry_backoff_max_s", 30))
+
+    @property
+    def breaker_consecutive(self) -> int:
+        return int(self.extras.get("breaker_consecutive", 10))
+
+    @property
+    def breaker_window(self) -> int:
+        return int(self.extras.get("breaker_window", 20))
+
+    @property
+    def breaker_ratio(self) -> float:
+        return float(self.extras.get("breaker_ratio", 0.5))
+
+    def call_failed(self, exc: BaseException, attempts: int, failure: str | None = None) -> CallFailed:
+        """The :class:`CallFailed` for ``exc``, the last error of a request after ``attempts`` attempts."""
+        return CallFailed(
+            self.conn_id,
+            self.model,
+            failure or self.describe_failure(exc),
+            attempts=attempts,
+            retryable=self.is_retryable(exc),
+            kind=self.kind,
+        )
+
     def session(self, cache=None) -> CallSession:
         """A :class:`CallSession` for one task (one event loop); close it with ``async with``."""
         return CallSession(self, cache)
@@ -145,8 +324,9 @@ class ChatHookMixin:
     def retrying(self, retry_after: Callable[[BaseException | None], float | None]) -> AsyncRetrying:
         """The retry policy: ``is_retryable`` errors, up to ``max_retries`` times, exponential backoff with full
         jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"), waiting at least ``retry_after(exc)``
-        (the server's ``Retry-After``); the last error is re-raised when retries are exhausted."""
-        jitter = wait_random_exponential(multiplier=0.5, max=30)
+        (the server's ``Retry-After``); the last error is re-raised when retries are exhausted. The base and
+        cap of the backoff are the extras ``retry_backoff_s`` and ``retry_backoff_max_s``."""
+        jitter = wait_random_exponential(multiplier=self.retry_backoff_s, max=self.retry_backoff_max_s)
 
         def wait(retry_state) -> float:
             exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -181,7 +361,13 @@ class LLMHook(ChatHookMixin, OpenAIHook):
     @staticmethod
     def is_retryable(exc: BaseException) -> bool:
         """True for errors worth retrying (and, once retries are exhausted, worth a fallback)."""
+        if isinstance(exc, CallFailed):
+            return exc.retryable
         return _is_retryable(exc)
+
+    def describe_failure(self, exc: BaseException) -> str:
+        """``exc`` in our words: ``HTTP <status>``, ``timeout after <timeout>s``, ``connection refused``, …"""
+        return describe_failure(exc, self.timeout)
 
     @property
     def dialect(self) -> str:
@@ -256,8 +442,8 @@ class LLMHook(ChatHookMixin, OpenAIHook):
 
         Retries 429, 5xx, timeouts and connection errors (:meth:`ChatHookMixin.retrying`), waiting at
         least ``Retry-After`` when the server sends it. Raises :class:`ProviderError` at once on
-        401/403/404, and ``openai.BadRequestError`` on other 4xx (the request itself cannot succeed);
-        re-raises the last error when retries are exhausted.
+        401/403/404; :class:`CallFailed` (from the last error) when the retries are exhausted, and at
+        once on other 4xx (the request itself cannot succeed, ``retryable`` False).
         """
         # The request goes through the client's raw ``post`` (openai-python README, "Undocumented
         # endpoints"): same URL, headers, auth, Azure routing and typed errors as
@@ -283,6 +469,8 @@ class LLMHook(ChatHookMixin, OpenAIHook):
                 f"LLM connection '{self.conn_id}' was refused with HTTP {exc.status_code} "
                 f"({type(exc).__name__}); check its key, model and base URL"
             ) from None
+        except openai.APIError as exc:
+            raise self.call_failed(exc, attempts) from exc
         try:
             data = response.json()
         except ValueError:  # a 200 whose body is not JSON: an invalid answer, for validation to reject

@@ -5,7 +5,11 @@ from the request's structured-output schema, in either dialect: OpenAI's
 ``{"type": "json_schema", "json_schema": {"schema": …}}`` or llama.cpp's
 ``{"type": "json_object", "schema": …}``. Faults (429 with ``Retry-After``, 500, malformed JSON,
 timeouts, a fixed status such as 401) and latency are injected on demand so the provider layer is
-tested against real HTTP behaviour, never by patching the client.
+tested against real HTTP behaviour, never by patching the client: at seeded rates (``FaultPlan``), as
+a fixed sequence of first outcomes, or per request (``fault_for``, e.g. keyed on a record's content).
+Malformed answers come in two kinds: ``malformed`` (not JSON: the answer cut in half) and
+``wrong_schema`` (valid JSON that fails the output schema). A refused connection needs no stub: use
+:func:`closed_port` (a port on 127.0.0.1 nothing listens on).
 
 Azure OpenAI's deployment-style route is served too (``POST /openai/deployments/{deployment}/chat/completions
 ?api-version=…`` with an ``api-key`` header), recorded in ``azure_calls``.
@@ -28,6 +32,7 @@ import hashlib
 import json
 import random
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -48,19 +53,32 @@ AZURE_CHAT_PATH = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
 
 @dataclass
 class FaultPlan:
-    """Which calls fail and how. ``sequence`` (e.g. ``["429", "500", "ok", "malformed", "timeout", "401"]``)
-    fixes the outcome of the first calls; afterwards the rates apply (seeded, reproducible).
-    ``always_status`` (e.g. 401) answers every call with that HTTP status."""
+    """Which calls fail and how. ``sequence`` (e.g. ``["429", "500", "ok", "malformed", "wrong_schema",
+    "timeout", "401"]``) fixes the outcome of the first calls; afterwards the rates apply (shares of
+    calls in [0, 1], drawn from ``random.Random(seed)``: reproducible for a given call order).
+    ``always_status`` (e.g. 401) answers every call with that HTTP status. ``retry_after_s`` is sent as
+    ``Retry-After`` with 429s; ``timeout_sleep_s`` is how long a ``timeout`` call stalls before answering."""
 
     rate_429: float = 0.0
     rate_500: float = 0.0
     rate_malformed: float = 0.0
     rate_timeout: float = 0.0
+    rate_wrong_schema: float = 0.0
     retry_after_s: float | None = None
     timeout_sleep_s: float = 30.0
     sequence: list[str] | None = None
     always_status: int | None = None
     seed: int = 0
+
+
+OUTCOMES = ("ok", "429", "500", "malformed", "wrong_schema", "timeout")  # besides any HTTP status, e.g. "401"
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` nothing listens on (bound, then released): connecting to it is refused."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def _pick(options: list[Any], key: str) -> Any:
@@ -124,7 +142,10 @@ class StubLLMServer:
     Attributes for assertions: ``calls`` (chat requests received), ``calls_by_status`` (Counter of
     HTTP statuses sent), ``requests`` (parsed request bodies). ``responder`` may override answers:
     ``responder(body) -> str | dict | None`` (None falls back to the schema-generated instance).
-    ``rpm_limit`` answers 429 beyond that many requests in any 60 s window.
+    ``rpm_limit`` answers 429 beyond that many requests in any 60 s window. ``fault_for(body) -> str |
+    None`` picks the outcome of one request (one of :data:`OUTCOMES` or an HTTP status such as ``"500"``)
+    before the fault plan is consulted, e.g. ``lambda b: "500" if "ACME" in str(b["messages"]) else None``
+    makes every call about one record fail.
     """
 
     def __init__(
@@ -135,6 +156,7 @@ class StubLLMServer:
         latency_s: float = 0.0,
         fault_plan: FaultPlan | None = None,
         responder: Responder | None = None,
+        fault_for: Callable[[dict[str, Any]], str | None] | None = None,
         rpm_limit: int | None = None,
         model: str = "stub-model",
     ) -> None:
@@ -148,9 +170,10 @@ class StubLLMServer:
         self.reset()
         self.fault_plan = fault_plan or FaultPlan()
         self.responder = responder
+        self.fault_for = fault_for
 
     def reset(self) -> None:
-        """Zero the counters, drop recorded requests, clear responder and faults."""
+        """Zero the counters, drop recorded requests, clear responder, ``fault_for`` and faults."""
         with self._lock:
             self.calls = 0
             self.calls_by_status: Counter = Counter()
@@ -159,6 +182,7 @@ class StubLLMServer:
             self._window: deque[float] = deque()
             self.batches = StubBatches(self)
         self.responder = None
+        self.fault_for = None
         self.fault_plan = FaultPlan()
 
     @property
@@ -196,9 +220,10 @@ class StubLLMServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _outcome(self) -> str:
-        """Decide this call's outcome: ok | 429 | 500 | malformed | timeout | rate_limited | status."""
+    def _outcome(self, body: dict[str, Any]) -> str:
+        """Decide this call's outcome: one of :data:`OUTCOMES`, ``rate_limited``, ``status`` or an HTTP status."""
         plan = self.fault_plan
+        chosen = self.fault_for(body) if self.fault_for is not None else None
         with self._lock:
             index = self.calls
             self.calls += 1
@@ -209,6 +234,8 @@ class StubLLMServer:
                 if len(self._window) >= self.rpm_limit:
                     return "rate_limited"
                 self._window.append(now)
+            if chosen is not None:
+                return chosen
             if plan.always_status:
                 return "status"
             if plan.sequence and index < len(plan.sequence):
@@ -218,6 +245,7 @@ class StubLLMServer:
             ("429", plan.rate_429),
             ("500", plan.rate_500),
             ("malformed", plan.rate_malformed),
+            ("wrong_schema", plan.rate_wrong_schema),
             ("timeout", plan.rate_timeout),
         ):
             if roll < rate:
@@ -244,7 +272,7 @@ class StubLLMServer:
         """Record the request, pick its outcome, wait the latency (and the timeout, if injected)."""
         with self._lock:
             self.requests.append(body)
-        outcome = self._outcome()
+        outcome = self._outcome(body)
         if self.latency_s:
             time.sleep(self.latency_s)
         if outcome == "timeout":
@@ -257,9 +285,7 @@ class StubLLMServer:
         if fault := self._fault(outcome):
             status, message, kind, headers = fault
             return _openai_error(status, message, kind, headers)
-        content = self.answer(body)
-        if outcome == "malformed":
-            content = content[: max(1, len(content) // 2)]
+        content = self.answer(body, outcome)
         prompt_text = "".join(str(m.get("content", "")) for m in body.get("messages", []))
         usage = {"prompt_tokens": len(prompt_text) // 4 + 1, "completion_tokens": len(content) // 4 + 1}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -302,9 +328,9 @@ class StubLLMServer:
                 404: "ResourceNotFoundException",
             }.get(status, "ValidationException")
             return status, {"message": message}, {**headers, "x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/"}
-        content = self.answer(chat_like)
+        content = self.answer(chat_like, outcome)
         if outcome == "malformed" or not schema:
-            block = {"text": content[: max(1, len(content) // 2)] if outcome == "malformed" else content}
+            block = {"text": content}
         else:
             block = {
                 "toolUse": {
@@ -324,8 +350,18 @@ class StubLLMServer:
         }
         return 200, payload, {}
 
-    def answer(self, body: dict[str, Any]) -> str:
-        """The assistant content for ``body``: responder override, else a schema instance, else ``{}``."""
+    def answer(self, body: dict[str, Any], outcome: str = "ok") -> str:
+        """The assistant content for ``body``: responder override, else a schema instance, else ``{}``.
+
+        ``outcome`` ``malformed`` cuts the content in half (not JSON); ``wrong_schema`` answers a JSON
+        object with none of the schema's properties (``{"unexpected": "stub"}``).
+        """
+        if outcome == "wrong_schema":
+            return json.dumps({"unexpected": "stub"})
+        content = self._answer(body)
+        return content[: max(1, len(content) // 2)] if outcome == "malformed" else content
+
+    def _answer(self, body: dict[str, Any]) -> str:
         if self.responder is not None:
             custom = self.responder(body)
             if custom is not None:
@@ -339,6 +375,13 @@ class _Server(ThreadingHTTPServer):
     # The default listen backlog (5) drops SYNs when a client opens dozens of connections at once,
     # which then wait a 1 s retransmit: a stall real providers do not have.
     request_queue_size = 256
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (cancelled or timed out) is normal here; anything else is printed."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -534,11 +577,22 @@ def main() -> None:
     parser.add_argument("--rate-429", type=float, default=0.0, help="share of calls answered 429")
     parser.add_argument("--rate-500", type=float, default=0.0, help="share of calls answered 500")
     parser.add_argument("--rate-malformed", type=float, default=0.0, help="share of answers cut in half")
+    parser.add_argument("--rate-wrong-schema", type=float, default=0.0, help="share of JSON answers off-schema")
+    parser.add_argument("--rate-timeout", type=float, default=0.0, help="share of calls stalling --timeout-sleep s")
+    parser.add_argument("--timeout-sleep", type=float, default=30.0)
+    parser.add_argument("--retry-after", type=float, default=None, help="Retry-After (s) sent with 429s")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     server = StubLLMServer(args.host, args.port, latency_s=args.latency, rpm_limit=args.rpm).start()
     server.fault_plan = FaultPlan(
-        rate_429=args.rate_429, rate_500=args.rate_500, rate_malformed=args.rate_malformed, seed=args.seed
+        rate_429=args.rate_429,
+        rate_500=args.rate_500,
+        rate_malformed=args.rate_malformed,
+        rate_wrong_schema=args.rate_wrong_schema,
+        rate_timeout=args.rate_timeout,
+        timeout_sleep_s=args.timeout_sleep,
+        retry_after_s=args.retry_after,
+        seed=args.seed,
     )
     print(f"stub LLM on {server.base_url}", flush=True)
     try:
