@@ -78,7 +78,8 @@ def test_pseudonyms_in_free_text_match_whole_value_pseudonyms_and_are_not_hashed
 
 
 def test_every_answer_leaf_is_scanned_and_counted_by_entity(scrubber):
-    """PII the model invents anywhere is anonymized; keep_as_is and enum values are counted but left."""
+    """PII the model invents anywhere is anonymized; enum values are counted but left; keep_as_is values are
+    left unchanged, and a pattern entity in one (an e-mail) marks the row as holding residual PII."""
     pii = TopicPii.parse(
         "t",
         {"keep_fields": ["agency", "note"], "scrub_text": ["note"], "keep_as_is": ["agency"]},
@@ -109,7 +110,9 @@ def test_every_answer_leaf_is_scanned_and_counted_by_entity(scrubber):
     assert "Maria Gonzalez" not in row["note"]
     assert row["agency"] == rows[0]["agency"] and row["label"] == rows[0]["label"]  # counted, not changed
     assert row["record_id"] == "r1" and row["score"] == 0.5 and row["items"][0]["n"] == 3
-    assert scan.left["EMAIL_ADDRESS"] == 2 and scan.found["PHONE_NUMBER"] == 1
+    assert scan.left["EMAIL_ADDRESS"] == 1 and scan.found["PHONE_NUMBER"] == 1  # the enum value's
+    assert scan.residual == {0: {"agency": ["EMAIL_ADDRESS"]}}  # PERSON in keep_as_is: counted only (NER guess)
+    assert scan.left["PERSON"] >= 2
     assert scan.found["EMAIL_ADDRESS"] == 2 and scan.found["PERSON"] >= 3
     assert scan.strings == 5
 
