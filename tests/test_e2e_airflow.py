@@ -270,16 +270,20 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
 
 
 def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow_env, stub_server):
-    """Write-audit-publish in Airflow: a kept field leaks an e-mail address, so industry_classification fails
-    its residual-PII expectation: quarantined whole, use_case_extraction publishes, the DAG run fails."""
+    """Write-audit-publish in Airflow: every industry_classification answer is broken, so the topic fails
+    its answer-validity expectation: quarantined whole, use_case_extraction publishes, the DAG run fails.
+    (A kept field holding PII holds back only its record: tests/test_bad_input_scrub.py.)"""
     from pipeline_hub.quality import failed_expectations
+    from pipeline_hub.testing.stub_llm import schema_of
 
     env, home, client = airflow_env
     ds = "2025-01-16"
     sample = REPO / "include" / "sample_data"
-    leak = 'LEAK-1,Leaky Corp,"write to ceo@leaky-example.com"\n'
+    extra_company = 'GATE-1,Gate Corp,"Austin, Texas"\n'
     companies = (sample / "companies" / "companies.csv").read_text()
-    client.put_object(Bucket="raw", Key=f"raw_data/companies/{ds}/companies.csv", Body=(companies + leak).encode())
+    client.put_object(
+        Bucket="raw", Key=f"raw_data/companies/{ds}/companies.csv", Body=(companies + extra_company).encode()
+    )
     extra_case = {"id": "UC-E2E-16", "agency": "Test Agency", "summary": "A chatbot answers permit questions."}
     client.put_object(  # new bytes: the same bytes as DS would be republished here from the response cache
         Bucket="raw",
@@ -287,15 +291,19 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
         Body=(sample / "ai_use_cases" / "use_cases.jsonl").read_bytes() + (json.dumps(extra_case) + "\n").encode(),
     )
     stub_server.reset()
-    run = dags_test(env, ds, {"topics": ["industry_classification", "use_case_extraction"]})
+    stub_server.responder = lambda body: '{"sector": "Energy"' if "sector" in schema_of(body)["properties"] else None
+    try:
+        run = dags_test(env, ds, {"topics": ["industry_classification", "use_case_extraction"]})
+    finally:
+        stub_server.responder = None
     assert run.returncode != 0, "the DAG run must fail when a topic fails its quality gate"
     assert "topic failed quality gate" in all_logs(home, run)
 
     failed = s3_json(client, "sanitized", f"quarantine/industry_classification/ds={ds}/_manifest.json")
     c = failed["counts"]
     assert failed["status"] == "quarantined_quality" and c["published"] == 0
-    assert c["in"] == c["quarantined_total"] == c["quarantined"]["quality_failed"] > 0
-    assert "expect_column_values_to_not_match_regex(_published_text)" in failed_expectations(failed["quality"])
+    assert c["in"] == c["quarantined_total"] == c["quarantined"]["invalid_output"] > 0
+    assert "expect_column_values_to_be_in_set(_answer)" in failed_expectations(failed["quality"])
     assert not client.list_objects_v2(Bucket="sanitized", Prefix=f"sanitized_data/industry_classification/ds={ds}/")[
         "KeyCount"
     ]
@@ -303,7 +311,7 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
     pages = [o["Key"] for o in docs["Contents"] if o["Key"].endswith(".html")]
     assert f"reports/quality/industry_classification/ds={ds}/index.html" in pages
     html = b"".join(client.get_object(Bucket="sanitized", Key=k)["Body"].read() for k in pages)
-    assert b"leaky-example.com" not in html
+    assert b"Gate Corp" not in html
 
     ok = s3_json(client, "sanitized", f"sanitized_data/use_case_extraction/ds={ds}/_manifest.json")
     assert (

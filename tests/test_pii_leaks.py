@@ -86,7 +86,7 @@ def seed(raw_zone):
         + "\n"
     )
     with (raw_zone / "companies" / DS / "companies.csv").open("a") as fh:
-        fh.write(f'LEAK,Leaky Corp,"ask {SEEDED["email"]}"\n')  # a keep_as_is field: the quality gate stops it
+        fh.write(f'LEAK,Leaky Corp,"ask {SEEDED["email"]}"\n')  # a keep_as_is field: its record is held back
 
 
 def run_stages(raw_zone, out, caplog):
@@ -119,7 +119,13 @@ def test_seeded_pii_never_leaves_a_task(stub, raw_zone, tmp_path, caplog):
     stub.responder = leaky_model
     out = tmp_path / "sanitized"
     results, errors = run_stages(raw_zone, out, caplog)
-    assert len(errors) == 1 and "industry_classification" in errors[0]  # the leaky kept field was stopped
+    assert errors == []  # the leaky kept field holds back its record, not its topic
+    import pyarrow.parquet as pq
+
+    held = pq.read_table(out / "quarantine" / "industry_classification" / f"ds={DS}" / "part-00000.parquet")
+    assert [(r["record_id"], r["reason"], r["detail"]) for r in held.to_pylist()] == [
+        ("LEAK", "residual_pii", "field 'headquarters' holds EMAIL_ADDRESS after scrubbing")
+    ]
 
     published = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     surfaces = {

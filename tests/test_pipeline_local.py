@@ -110,9 +110,10 @@ def test_structured_output_dialect_is_sent_as_configured(stub, raw_zone, tmp_pat
 
 
 def test_topic_failing_quality_gate_is_quarantined_while_others_publish(stub, raw_zone, tmp_path):
-    part = raw_zone / "companies" / DS
-    with (part / "companies.csv").open("a") as fh:
-        fh.write('LEAK,Leaky Corp,"write to ceo@leaky-example.com"\n')  # a kept, unscrubbed field holding PII
+    """Every industry_classification answer is broken: its answer-validity expectation fails the gate."""
+    from pipeline_hub.testing.stub_llm import schema_of
+
+    stub.responder = lambda body: '{"sector": "Energy"' if "sector" in schema_of(body)["properties"] else None
     out = tmp_path / "out"
     result = run_pipeline(
         raw_root=str(raw_zone),
@@ -121,20 +122,30 @@ def test_topic_failing_quality_gate_is_quarantined_while_others_publish(stub, ra
         topics=["industry_classification", "use_case_extraction"],
     )
     assert list(result.failed) == ["industry_classification"]
-    assert "expect_column_values_to_not_match_regex" in result.failed["industry_classification"]
+    assert "expect_column_values_to_be_in_set(_answer)" in result.failed["industry_classification"]
     assert [p["topic"] for p in result.published] == ["use_case_extraction"]
     assert not (out / "sanitized_data" / "industry_classification").exists()
     m = manifest(out, "industry_classification", zone="quarantine")
     assert m["status"] == "quarantined_quality" and m["counts"]["published"] == 0
-    assert m["counts"]["in"] == m["counts"]["quarantined"]["quality_failed"] == 23
+    assert m["counts"]["in"] == m["counts"]["quarantined"]["invalid_output"] == 22
     q = pq.read_table(out / "quarantine" / "industry_classification" / f"ds={DS}" / "part-00000.parquet")
-    assert (
-        b"ceo@leaky-example.com"
-        not in (out / "quarantine").joinpath("industry_classification", f"ds={DS}", "part-00000.parquet").read_bytes()
-    )
-    assert set(q.column("reason").to_pylist()) == {"quality_failed"}
+    assert set(q.column("reason").to_pylist()) == {"invalid_output"}
     # The failed topic is not in the publication index: the next run retries it.
     assert not (out / "_index" / "industry_classification").exists()
+
+
+def test_pii_in_a_kept_field_holds_back_its_record_not_its_topic(stub, raw_zone, tmp_path):
+    part = raw_zone / "companies" / DS
+    with (part / "companies.csv").open("a") as fh:
+        fh.write('LEAK,Leaky Corp,"write to ceo@leaky-example.com"\n')  # a keep_as_is field holding PII
+    out = tmp_path / "out"
+    result = run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=["industry_classification"])
+    assert not result.failed
+    c = manifest(out, "industry_classification")["counts"]
+    assert c["quarantined"] == {"residual_pii": 1} and c["published"] == c["in"] - 1 == 22
+    q = pq.read_table(out / "quarantine" / "industry_classification" / f"ds={DS}" / "part-00000.parquet")
+    assert q.column("detail").to_pylist() == ["field 'headquarters' holds EMAIL_ADDRESS after scrubbing"]
+    assert b"leaky-example.com" not in b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
 
 
 def test_new_prompt_version_reruns_only_its_topic(stub, raw_zone, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import pytest
 from pipeline_hub import pii_engine
 from pipeline_hub.pii_config import PiiConfigError, ScrubConfig, TopicPii, input_policy, is_loopback
 from pipeline_hub.pii_engine import Detection, PiiAnalyzer, resolve_overlaps
+from pipeline_hub.pseudonym import pseudonymize
 from pipeline_hub.registry import load_topic
 from pipeline_hub.scrub import Scrubber, is_pseudonym, scrub_topic
 
@@ -78,7 +79,8 @@ def test_pseudonyms_in_free_text_match_whole_value_pseudonyms_and_are_not_hashed
 
 
 def test_every_answer_leaf_is_scanned_and_counted_by_entity(scrubber):
-    """PII the model invents anywhere is anonymized; keep_as_is and enum values are counted but left."""
+    """PII the model invents anywhere is anonymized; enum values are counted but left; keep_as_is values are
+    left unchanged, and a pattern entity in one (an e-mail) marks the row as holding residual PII."""
     pii = TopicPii.parse(
         "t",
         {"keep_fields": ["agency", "note"], "scrub_text": ["note"], "keep_as_is": ["agency"]},
@@ -109,7 +111,9 @@ def test_every_answer_leaf_is_scanned_and_counted_by_entity(scrubber):
     assert "Maria Gonzalez" not in row["note"]
     assert row["agency"] == rows[0]["agency"] and row["label"] == rows[0]["label"]  # counted, not changed
     assert row["record_id"] == "r1" and row["score"] == 0.5 and row["items"][0]["n"] == 3
-    assert scan.left["EMAIL_ADDRESS"] == 2 and scan.found["PHONE_NUMBER"] == 1
+    assert scan.left["EMAIL_ADDRESS"] == 1 and scan.found["PHONE_NUMBER"] == 1  # the enum value's
+    assert scan.residual == {0: {"agency": ["EMAIL_ADDRESS"]}}  # PERSON in keep_as_is: counted only (NER guess)
+    assert scan.left["PERSON"] >= 2
     assert scan.found["EMAIL_ADDRESS"] == 2 and scan.found["PERSON"] >= 3
     assert scan.strings == 5
 
@@ -270,3 +274,76 @@ def test_operators_per_entity_and_allow_list_apply(scrubber):
         )  # fmt: skip
     assert text == "[name] (maria@ac#####, ) copied sales@acme-widgets.com; IBAN <IBAN_CODE>"
     assert counts == {"PERSON": 1, "EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "IBAN_CODE": 1}
+
+
+def test_only_outside_parts_of_a_detail_are_analyzed(scrubber):
+    from pipeline_hub import reasons
+
+    marked = reasons.detail("{obj} line {line}: invalid JSON", obj="s3://b/jane.roe@example.org/x.jsonl", line=3)
+    rows, counts, _ = scrubber.scrub_quarantine(
+        [
+            {"record_id": "a", "reason": "unparseable", "detail": marked},
+            {"record_id": "b", "reason": "unparseable", "detail": "invalid JSON"},  # no markers: outside text
+            {"record_id": "c", "reason": "invalid_output", "detail": None, "raw_answer": "mail ops@x.internal"},
+        ]
+    )
+    assert rows[0]["detail"].endswith("/x.jsonl line 3: invalid JSON") and "jane.roe" not in rows[0]["detail"]
+    assert reasons.OPEN not in rows[0]["detail"] and rows[0]["reason"] == "unparseable"
+    assert rows[1]["detail"] != "invalid JSON"  # analyzed whole, the NER model reads it as a person
+    assert rows[2]["raw_answer"] == "mail <EMAIL_ADDRESS>"  # the residual pattern catches what the analyzer skips
+    assert sum(counts.values()) >= 1  # counts only, never values
+
+
+@pytest.mark.parametrize(
+    ("record_id", "kind"),
+    [
+        ("jane.roe@example.org", "EMAIL_ADDRESS"),
+        ("+1 415 555 0132", "PHONE_NUMBER"),
+        ("415.555.0132x4471", "PHONE_NUMBER"),  # the residual pattern, where the analyzer finds nothing
+        ("Maria Gonzalez", "PERSON"),
+        ("SNPS", None),  # a ticker: NER says PERSON, not two letter-only words
+        ("X-1", None),
+        ("kaminski-v_all_documents_4060", None),
+        ("0123456789abcdef0123456789abcdef", None),  # generated: never analyzed
+        ("0123456789abcdef:7", None),
+        ("psn_0123456789abcdef", None),
+    ],
+)
+def test_record_ids_holding_pii_become_pseudonyms(scrubber, record_id, kind):
+    from pipeline_hub.scrub import _published_ids, needs_analysis
+
+    ids = [record_id, f"{record_id}#0123abcd:9"] if needs_analysis(record_id) else []
+    mapping, counts = _published_ids(scrubber, ids, scrubber.detect(ids))
+    if kind is None:
+        assert mapping == {}
+        return
+    pseudonym = pseudonymize(record_id, kind, KEY)
+    assert mapping == {record_id: pseudonym, f"{record_id}#0123abcd:9": f"{pseudonym}#0123abcd:9"}
+    assert counts == {kind: 2}
+
+
+def test_ids_whose_pseudonyms_coincide_stay_unique(scrubber):
+    from pipeline_hub.scrub import _published_ids
+
+    ids = ["Jane.Roe@example.org", "jane.roe@example.org"]
+    mapping, _ = _published_ids(scrubber, ids, scrubber.detect(ids))
+    assert mapping["jane.roe@example.org"] == mapping["Jane.Roe@example.org"] + "#2"
+
+
+def test_answers_are_cast_to_published_types_and_kept_fields_become_json_text():
+    import pyarrow as pa
+
+    from pipeline_hub.casting import CastError, cast_row, cast_value, json_text
+
+    types = {"n": pa.int64(), "x": pa.float64(), "items": pa.list_(pa.struct([pa.field("t", pa.string())]))}
+    row = {"record_id": "r", "hq": {"a": 1}, "n": 2.0, "x": 1, "items": [{"t": "a", "extra": 1}], "undeclared": 1}
+    assert cast_row(row, types, ["hq"]) == {"record_id": "r", "hq": '{"a": 1}', "n": 2, "x": 1.0, "items": [{"t": "a"}]}
+    assert (json_text([1, "é"]), json_text(True), json_text(None), json_text("s")) == ('[1, "é"]', "true", None, "s")
+    for value, arrow, path in [
+        (1e30, pa.int64(), "n"),
+        (True, pa.int64(), "n"),
+        ([{"t": 7}], types["items"], "items[].t"),
+    ]:
+        with pytest.raises(CastError) as err:
+            cast_value(value, arrow, path.split("[")[0] if "[" in path else path)
+        assert err.value.path == path

@@ -7,10 +7,14 @@
    every entity kind it could have been published as: ``PERSON`` always, ``EMAIL_ADDRESS`` when it
    contains ``@``, ``PHONE_NUMBER`` when it has at least 7 digits (ITU-T E.164 numbers have at most
    15; shorter digit runs are extensions or postcodes, whose pseudonym would match unrelated rows).
+   A value that already is a pseudonym (``psn_`` + 16 hex, e.g. a published ``record_id``) is taken as
+   it is (kind ``PSEUDONYM``).
 2. **Rows.** A row matches when any string leaf of any column (nested lists and structs included)
-   contains one of those pseudonyms. Topics' ``output.pseudonymize`` paths name where whole values
-   become pseudonyms (``contact_extraction.contacts[].name|email|phone``), but Presidio's
-   ``pseudonymize`` operator also writes them inside free text (``output.scrub_text``, e.g.
+   contains one of those pseudonyms. This includes ``record_id``: an id holding PII is published as
+   the pseudonym of the whole id (:mod:`pipeline_hub.scrub`), so the record is found by the raw id
+   (an e-mail address, a phone number) or by that pseudonym. Topics' ``output.pseudonymize`` paths
+   name where whole values become pseudonyms (``contact_extraction.contacts[].name|email|phone``),
+   but Presidio's ``pseudonymize`` operator also writes them inside free text (``output.scrub_text``, e.g.
    ``company_matching.name`` = ``"BOSCH psn_…"``), and older partitions may have older columns, so
    every string leaf is scanned (vectorised with pyarrow compute) rather than only today's paths.
    Every ``part-*.parquet`` under ``sanitized_data/<topic>/ds=*/`` and ``quarantine/<topic>/ds=*/``
@@ -58,14 +62,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline_hub import storage
-from pipeline_hub.pseudonym import load_key, normalise, pseudonymize
+from pipeline_hub import reasons, storage
+from pipeline_hub.pseudonym import is_pseudonym, load_key, normalise, pseudonymize
 
 log = logging.getLogger(__name__)
 
 ZONES = ("sanitized_data", "quarantine")
 AUDIT_PREFIX = ("_audit", "erasure")
 MIN_PHONE_DIGITS = 7
+PSEUDONYM_KIND = "PSEUDONYM"  # the kind of a subject value given as a pseudonym
 PHONE_SEPARATORS = r"[\s().+\-/]*"
 _WS = re.compile(r"\s+")
 
@@ -87,13 +92,17 @@ def subject_kinds(value: str) -> list[str]:
 def subject_pseudonyms(values: Iterable[str], key: bytes, kinds: Iterable[str] | None = None) -> dict[str, str]:
     """``{pseudonym: kind}`` for every value × kind (``kinds`` default: :func:`subject_kinds` per value).
 
-    Raises :class:`SubjectError` when no value is given or one normalises to nothing for every kind.
+    A value that is a pseudonym already maps to itself with kind ``PSEUDONYM``. Raises
+    :class:`SubjectError` when no value is given or one normalises to nothing for every kind.
     """
     values, kinds = list(values), list(kinds or [])
     if not values:
         raise SubjectError("no subject value given")
     found: dict[str, str] = {}
     for i, value in enumerate(values, 1):
+        if is_pseudonym(value.strip()):
+            found[value.strip()] = PSEUDONYM_KIND
+            continue
         chosen = [k for k in (kinds or subject_kinds(value)) if normalise(value, k)]
         if not chosen:
             raise SubjectError(f"subject value #{i} is empty after normalisation")
@@ -165,7 +174,7 @@ def raw_value_matcher(values: Iterable[str]) -> Callable[[str], bool]:
     patterns = [re.compile(r"(?<!\w)" + re.escape(f) + r"(?!\w)") for f in folded]
     for f in folded:
         digits = re.sub(r"\D", "", f)
-        if "@" not in f and len(digits) >= MIN_PHONE_DIGITS:
+        if "@" not in f and len(digits) >= MIN_PHONE_DIGITS and not is_pseudonym(f):
             patterns.append(re.compile(r"(?<!\d)" + PHONE_SEPARATORS.join(digits) + r"(?!\d)"))
 
     def matches(text: str) -> bool:
@@ -411,7 +420,7 @@ def erase_subject(
 
 # --- Keeping erased subjects out of later publications -------------------------------------------
 
-ERASED_REASON = "erased_subject"
+ERASED_REASON = reasons.ERASED_SUBJECT
 
 
 def erased_pseudonyms(sanitized_root: str) -> set[str]:
@@ -430,7 +439,8 @@ def suppress_erased(
 
     ``rows`` are scrubbed answer rows (dicts, nested values allowed), ``quarantine`` the quarantine rows
     (``record_id``, ``reason``, ``detail``, …, ``raw_answer``). A row matches as in :func:`matching_rows`
-    (a pseudonym as a whole token in any string leaf). Matching rows become quarantine rows with reason
+    (a pseudonym as a whole token in any string leaf, ``record_id`` included: ids holding PII are
+    published as pseudonyms). Matching rows become quarantine rows with reason
     ``erased_subject`` (no values kept); a matching quarantine row keeps its place but loses its
     ``raw_answer``. Returns ``(rows kept, quarantine, rows suppressed)``; counts stay conserved.
     """
@@ -445,7 +455,7 @@ def suppress_erased(
 
     kept, moved = [], []
     for row in rows:
-        (moved if holds({k: v for k, v in row.items() if k != "record_id"}) else kept).append(row)
+        (moved if holds(row) else kept).append(row)
     quarantine = [
         {**q, "raw_answer": None} if q.get("raw_answer") and holds(q["raw_answer"]) else q for q in quarantine
     ]
@@ -453,7 +463,8 @@ def suppress_erased(
         {
             "record_id": r["record_id"],
             "reason": ERASED_REASON,
-            "detail": "holds the pseudonym of a data subject erased earlier (see _audit/erasure/)",
+            # Made after the scrub stage (published as is): our own words, no outside text.
+            "detail": reasons.detail("holds the pseudonym of a data subject erased earlier (see _audit/erasure/)"),
             "source_uri": None,
             "position": None,
         }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 PREFIX = "psn_"
 _WS = re.compile(r"\s+")
+_PSEUDONYM = re.compile(rf"^{PREFIX}[0-9a-f]{{16}}$")
 
 
 class MissingKeyError(RuntimeError):
@@ -56,3 +57,8 @@ def pseudonymize(value: str, kind: str, key: bytes) -> str:
     """``psn_`` + first 16 hex chars (64 bits) of HMAC-SHA256(key, kind ":" normalised value)."""
     message = f"{kind}:{normalise(value, kind)}".encode()
     return PREFIX + hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
+
+
+def is_pseudonym(value: str) -> bool:
+    """True for a value that already is one of our pseudonyms (``psn_`` + 16 hex), e.g. one the LLM was sent."""
+    return bool(_PSEUDONYM.match(value))

@@ -27,7 +27,9 @@ export`` rewrites them and a test keeps the files in sync. Expectations added to
     model (rejects, ``missing_field``, ``budget_exceeded``) do not count;
 ``residual_pii``
     zero rows whose published text (every string leaf except lineage columns, joined into the helper
-    column ``_published_text``) matches the e-mail or phone pattern;
+    column ``_published_text``) matches the e-mail or phone pattern (:data:`RESIDUAL_PII`). The scrub
+    stage already quarantines each record still matching them (reason ``residual_pii``, naming the
+    field), so this check fails only when something after it put PII back: the last gate;
 ``conservation``
     the frame has one row per record in (``records_in`` = staged + rejected, a suite parameter), i.e.
     in = answered + quarantined before the gate.
@@ -73,10 +75,23 @@ LINEAGE_COLUMNS = [
     "model",
     "run_id",
 ]
-# RFC 5322-ish address; NANP (123-456-7890, (123) 456 7890) or E.164-style international (+49 30 1234 5678).
+# RFC 5322-ish address (any TLD of 2+ letters: also internal ones such as ``.internal``, which the
+# analyzer's public-suffix check skips).
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+# NANP numbers as people and CRMs write them (ITU-T E.123 and the NANPA's 3-3-4 plan): an optional
+# ``+1``, ``1`` or ``001`` prefix, the area code with or without parentheses (and with or without a
+# space after them), dots, dashes or spaces between groups, and an optional extension (``x123``,
+# ``ext. 123``, ``extension 123``, ``#123``): ``(415)555-0132``, ``415.555.0132x4471``,
+# ``001-415-555-0132x9221``, ``+1 415 555 0132``; or E.164-style international (``+49 30 1234 5678``).
+# A number inside a longer digit run (``2025-415-555-0132-7``, order/invoice numbers) and dates
+# (``2025-01-15``, ``01/15/2025``) do not match; a bare ``4155550132`` does not either (the analyzer's
+# context-aware phone recognizer handles it).
+_BEFORE = r"(?<![\w+])(?<!\d[.-])"
+_EXTENSION = r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,6})?"
+_AFTER = r"(?![.-]?\d)"
 PHONE_PATTERN = (
-    r"(?<!\w)(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\w)|(?<!\w)\+\d{1,3}(?:[\s.-]?\d{2,4}){2,5}(?!\w)"
+    rf"{_BEFORE}(?:(?:\+|00)?1[\s.-]?)?(?:\(\d{{3}}\)\s?|\d{{3}}[\s.-])\d{{3}}[\s.-]\d{{4}}{_EXTENSION}{_AFTER}"
+    rf"|{_BEFORE}\+\d{{1,3}}(?:[\s.-]?\d{{2,4}}){{2,5}}{_EXTENSION}{_AFTER}"
 )
 RESIDUAL_PII = {"email": re.compile(EMAIL_PATTERN), "phone": re.compile(PHONE_PATTERN)}
 

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from pipeline_hub import pubindex, reasons, storage
+from pipeline_hub.casting import json_text
 from pipeline_hub.chunking import chunk_source, object_listing, read_chunk
 from pipeline_hub.config import Settings
 from pipeline_hub.erasure import ERASED_REASON, erased_pseudonyms, suppress_erased
@@ -263,21 +264,26 @@ def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) ->
 
 
 def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
-    """Task ``scrub`` (per topic): Presidio over every answer and kept field, pseudonyms, counts per entity.
+    """Task ``scrub`` (per topic): types cast, Presidio over every answer, kept field, id and detail.
 
-    Writes ``scrubbed/<topic>/rows.jsonl``, ``quarantine.jsonl`` and ``_summary.json`` (counts only:
-    ``rows``, ``quarantined``, ``pii_found``, ``pii_left``, ``pii_found_quarantine``,
-    ``strings_scanned``; see :func:`pipeline_hub.scrub.scrub_topic`) and returns the summary.
+    Records whose answer does not fit its published types are quarantined as ``invalid_output``, records
+    still holding PII after scrubbing as ``residual_pii`` (per record, with the field path), ids holding
+    PII become keyed pseudonyms (see :func:`pipeline_hub.scrub.scrub_topic`). Writes
+    ``scrubbed/<topic>/rows.jsonl``, ``quarantine.jsonl`` and ``_summary.json`` (counts only: ``rows``,
+    ``quarantined``, ``pii_found``, ``pii_left``, ``pii_found_quarantine``, ``pii_found_ids``,
+    ``ids_pseudonymized``, ``quarantined_here``, ``residual_pii``, ``strings_scanned``) and returns the
+    summary.
     """
     from pipeline_hub.scrub import scrub_topic
 
     plan = RunPlan.load(plan_uri)
     tp, topic = _topic(plan, topic_name)
     answers_dir = storage.join(plan.staging, "answers", topic.name)
-    rows, quarantine = [], []
+    rows, quarantine, origins = [], [], {}
     for path in storage.list_files(answers_dir):
         for r in storage.read_jsonl(path):
             if r["status"] == "ok":
+                origins[r["record_id"]] = {"source_uri": r.get("source_uri"), "position": r.get("position")}
                 collision = set(r["fields"]) & set(r["answer"])
                 if collision:
                     raise ValueError(f"{topic.metadata_path}: kept fields {sorted(collision)} collide with answer keys")
@@ -289,7 +295,7 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
                 quarantine.append({k: r.get(k) for k in QUARANTINE_FIELDS})
     rejects = storage.read_jsonl(storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl"))
     quarantine += [{k: r.get(k) for k in QUARANTINE_FIELDS} for r in rejects]
-    scrubbed, quarantine, summary = scrub_topic(topic, rows, quarantine)
+    scrubbed, quarantine, summary = scrub_topic(topic, rows, quarantine, origins=origins)
     out = storage.join(plan.staging, "scrubbed", topic.name)
     storage.write_jsonl(out / "rows.jsonl", scrubbed)
     storage.write_jsonl(out / "quarantine.jsonl", quarantine)
@@ -397,11 +403,14 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
     if suppressed:
         log.info("topic %s: %d rows of erased data subjects quarantined as %s", topic.name, suppressed, ERASED_REASON)
     if not quality["success"]:
-        detail = "topic failed quality gate: " + ", ".join(failed_expectations(quality))
+        # Made after the scrub stage (published as is): the expectation names are ours, no outside text.
+        detail = reasons.plain(
+            reasons.detail("topic failed quality gate: {failed}", failed=", ".join(failed_expectations(quality)))
+        )
         quarantine += [
             {
                 "record_id": r["record_id"],
-                "reason": "quality_failed",
+                "reason": reasons.QUALITY_FAILED,
                 "detail": detail,
                 "source_uri": None,
                 "position": None,
@@ -522,10 +531,9 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
     if rows:
         schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
         published = [{**{c: lineage[c] for c in LINEAGE_COLUMNS if c != "record_id"}, **r} for r in rows]
-        for r in published:
+        for r in published:  # the scrub stage made them text already; rows staged by older code may not be
             for f in topic.keep_fields:
-                if r.get(f) is not None and not isinstance(r[f], str):
-                    r[f] = str(r[f])
+                r[f] = json_text(r.get(f))
         write_table(data_dir / "part-00000.parquet", published, schema, meta)
     elif (data_dir / "part-00000.parquet").exists():
         (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
