@@ -27,7 +27,10 @@ STREET_TYPES = (
     "Tpke Center Ctr Crossing Xing Point Pt Ridge Rdg Run Path Pass Landing Lndg Cove Cv Bend Heights "
     "Hts Estates Est Commons Parade Broadway Esplanade Quay Wharf"
 ).split()
-_UNIT = r"(?:,?[ \t]*(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|Room|Rm|Bldg|Building|\#)\.?[ \t]*[A-Z0-9][A-Z0-9-]{0,5}\b)?"
+_UNIT = (
+    r"(?:,?[ \t]*(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|Room|Rm|Bldg|Building|\#)\.?[ \t]*"
+    r"[A-Z0-9][A-Z0-9-]{0,5}\b)?"
+)
 _WORD = r"(?:[A-Z][A-Za-z'’\-]*\.?|\d{1,3}(?:st|nd|rd|th))"
 _CANDIDATE = re.compile(
     r"\b\d{1,6}[A-Za-z]?(?:-\d{1,4})?[ \t]+(?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.?[ \t]+)?"
@@ -82,6 +85,8 @@ class StreetAddressRecognizer(EntityRecognizer):
                 full = city.end()
             if full and full > end:
                 end, score = full, self.score
+            while end > m.start() and text[end - 1] in " \t\r\n,;":
+                end -= 1  # pyap's match may end with the line break or comma after the address
             out.append(self._result(m.start(), end, score))
         out += [self._result(m.start(), m.end(), self.street_score) for m in _PO_BOX.finditer(text)]
         return EntityRecognizer.remove_duplicates(out)

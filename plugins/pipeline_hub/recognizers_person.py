@@ -61,7 +61,13 @@ NOT_NAMES = frozenset(
     questions comments summary regarding yours love take care rgds respectfully ciao also however
     unfortunately again anyway btw well so now then here there yesterday finally first second third
     meanwhile otherwise additionally currently basically ps importantly background action status
-    issue issues result results name title company address location asap eol urgent legal""".split()
+    issue issues result results name title company address location asap eol urgent legal reminder
+    voicemail escalation contact contacts opportunity lead leads customer client order orders office
+    meeting ticket invoice payment shipment delivery account accounts notice warning error alert
+    login log vpn firewall request response reply report deadline project task todo action items
+    welcome congratulations sorry apologies hope signed regarding department dept sales support billing
+    marketing finance accounting procurement operations service services desk helpdesk group division
+    management admin administrator staff committee board""".split()
 )
 
 
