@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - tables of literal example texts read best one per line
 """The CRM recognizers of include/pii/recognizers.yaml, through the real analyzer (one engine per module)."""
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def test_registry_holds_only_the_configured_recognizers():
             "VatIdRecognizer",
             "CompanyRegistrationRecognizer",
             "UsEinRecognizer",
+            "SignatureNameRecognizer",
+            "StreetAddressRecognizer",
+            "SecretRecognizer",
         ]
     )
 
@@ -143,3 +147,154 @@ def test_company_registration_numbers(found):
 def test_us_employer_identification_numbers_need_context(found):
     assert ("US_EIN", "12-3456789") in found("Our EIN is 12-3456789.")
     assert found("Part 12-3456789 is back-ordered.") == []
+
+
+# --- issue 12: NANP layouts, street addresses, secrets, names in e-mail layout ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("Call (415)555-0132 today.", "(415)555-0132"),
+        ("Call (415) 555-0132 today.", "(415) 555-0132"),
+        ("Office 415.555.0132 today.", "415.555.0132"),
+        ("Office 415.555.0132x4471.", "415.555.0132x4471"),  # the extension is part of the span
+        ("Office 415-555-0132x123, thanks.", "415-555-0132x123"),
+        ("Office 415-555-0132 ext. 12.", "415-555-0132 ext. 12"),
+        ("Office (415) 555-0132 extension 55.", "(415) 555-0132 extension 55"),
+        ("Reach me at +1 415 555 0132.", "+1 415 555 0132"),
+        ("Dial +1-415-555-0132.", "+1-415-555-0132"),
+        ("Direct: 001-415-555-0132x9221", "001-415-555-0132x9221"),
+        ("Phone 1-415-555-0132.", "1-415-555-0132"),
+        ("Please call 4155550132 tomorrow.", "4155550132"),  # "call" is a spaCy stop word: matched on the text
+        ("cell 4155550132", "4155550132"),
+    ],
+)
+def test_nanp_phone_layouts(found, text, number):
+    assert ("PHONE_NUMBER", number) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order #4155550132 shipped.",
+        "Order 4155550132 shipped.",
+        "Invoice INV/2024/5566 and PO-2023-126606.",
+        "Paid $4,155.50 on 2024-03-15 at 10:30.",
+        "Meeting 10:30-11:45 on 03/15/2024.",
+        "Total USD 1,234,567.89 for 12 units.",
+        "Ref 2024-0315-7781 closed at 14:05.",
+    ],
+)
+def test_order_numbers_dates_times_and_amounts_are_not_phones(found, text):
+    assert [v for e, v in found(text) if e == "PHONE_NUMBER"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("Ship to 1600 Amphitheatre Parkway, Mountain View, CA 94043 by Friday.", "1600 Amphitheatre Parkway, Mountain View, CA 94043"),
+        ("Office: 350 Fifth Avenue, Suite 5100, New York, NY 10118.", "350 Fifth Avenue, Suite 5100, New York, NY 10118"),
+        ("Billing address\n42 N Oak St Apt. 12B\nAustin, TX 78701\n", "42 N Oak St Apt. 12B\nAustin, TX 78701"),
+        ("Mail it to 10 Downing Street, London SW1A 2AA.", "10 Downing Street, London SW1A 2AA"),
+        ("HQ: 401 Bay Street, Toronto, ON M5H 2Y4", "401 Bay Street, Toronto, ON M5H 2Y4"),
+        ("Deliver to 77 Market St today.", "77 Market St"),
+        ("Send cheques to PO Box 4471.", "PO Box 4471"),
+    ],
+)  # fmt: skip
+def test_street_addresses(found, text, address):
+    assert ("STREET_ADDRESS", address) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We shipped 12 units to the store on Main street market day.",
+        "Q3 2024 Sales Plan is final.",
+        "Version 2 Way ahead",
+    ],
+)
+def test_street_address_look_alikes(found, text):
+    assert [v for e, v in found(text) if e == "STREET_ADDRESS"] == []
+
+
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("AWS key AKIAIOSFODNN7EXAMPLE in the config", "AKIAIOSFODNN7EXAMPLE"),
+        ('aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("CI uses ghp_16C7e42F292c6912E7710c838347Ae178B4a daily", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),
+        ("PAT github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJ ok", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"),
+        ("bot xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx ok", "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
+        ("hook https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX.", "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"),
+        ("Stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc here", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+        ("Stripe sk_test_4eC39HqLyjWDarjtT1zdp7dc here", "sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
+        ("key sk-proj-Ab3dEf6hIj9kLmN0pQrS_tUvWxYz-12345678901234567890abcdEFGH now", "sk-proj-Ab3dEf6hIj9kLmN0pQrS_tUvWxYz-12345678901234567890abcdEFGH"),
+        ("key sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst.", "sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst"),
+        ("key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234\nabcd==\n-----END RSA PRIVATE KEY-----\nthanks", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234\nabcd==\n-----END RSA PRIVATE KEY-----"),
+        (f"Authorization: Bearer {JWT}", JWT),
+        ("db at postgres://admin:S3cr3tPass@db.internal.example.com:5432/crm", "admin:S3cr3tPass@db.internal.example.com"),
+        ("password: Tr0ub4dor&3.", "Tr0ub4dor&3"),
+        ("the password is Summer2024!", "Summer2024!"),
+    ],
+)  # fmt: skip
+def test_secrets_cover_the_whole_value(found, text, value):
+    assert ("SECRET", value) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: expired",
+        "Your password was reset yesterday.",
+        "My understanding is that the Password Application/ETA has moved.",
+        "Reset token: pending-review.",
+        "commit 3f2a9c1d4b5e6f708192a3b4c5d6e7f801234567 fixed it",
+        "Order PO-2023-126606 shipped",
+    ],
+)
+def test_secret_look_alikes(found, text):
+    assert [v for e, v in found(text) if e == "SECRET"] == []
+
+
+def test_secret_patterns_come_from_detect_secrets():
+    from detect_secrets.plugins.openai import OpenAIDetector
+
+    from pipeline_hub.recognizers_secrets import detect_secrets_patterns
+
+    regexes = [r for _, r in detect_secrets_patterns()]
+    assert OpenAIDetector.denylist[0] in regexes and len(regexes) >= 20
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Sounds good.\n\nThanks,\nOrlaith\n", "Orlaith"),
+        ("Attached.\n\nBest regards,\nMungo Hardwicke-Brown\nHead of Procurement\n", "Mungo Hardwicke-Brown"),
+        ("To: Eric Bass/HOU/ECT@ECT, Shanna Husser/HOU/EES@EES\n", "Shanna Husser"),
+        ('Cc: "Kelly Kohrman" <pyro@example.com>\n', "Kelly Kohrman"),
+        ("Phillip M Love\n03/26/2001 10:20 AM\nTo: Eric Bass\n", "Phillip M Love"),
+        ("Jill,\n\nplease see below.\n", "Jill"),
+        ("Can we move the call?\n\n- Bill\n", "Bill"),
+        ("Hi Siobhan,\nthe PO is approved.", "Siobhan"),
+    ],
+)
+def test_names_in_email_layout(found, text, name):
+    # spaCy's own span may run on ("Shanna Husser/HOU"): Presidio then keeps it over the contained one
+    assert any(entity == "PERSON" and name in value for entity, value in found(text)), found(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["Thanks,\nThe Acme Team", "Reminder: renewals are due.", "Regards,\nSales Department\n"]
+)
+def test_email_layout_look_alikes_are_not_names(found, text):
+    from pipeline_hub.recognizers_person import SignatureNameRecognizer
+
+    assert SignatureNameRecognizer().analyze(text, ["PERSON"]) == []

@@ -8,6 +8,11 @@ same entity cover at least half of its characters; a detection is *correct* when
 characters lie in labelled spans of its entity. ``coverage`` is the share of labelled characters
 covered by a detection of any entity, i.e. how much would be anonymized whatever the label. This is
 close to presidio-evaluator's span evaluation with an overlap threshold of 0.5.
+
+A directory instead of a file is read as the Quagga annotated Enron e-mails (HPI-Information-Systems/Quagga,
+``Datasets/Enron/annotated_detailled/``, GPL-3.0 annotations; e.g. ``../shared/data/enron_quagga/eval``):
+each ``<name>.txt.ann`` is JSON with ``text`` and ``denotations[{start, end, text, type}]``; see
+:func:`load_quagga` for how its types map to entities. Entities absent from a set have no target.
 """
 
 from __future__ import annotations
@@ -30,13 +35,20 @@ RECALL_TARGETS = {
     "IBAN_CODE": 0.98,
     "IP_ADDRESS": 0.98,
     "US_SSN": 0.98,
-    "PERSON": 0.85,
+    "SECRET": 0.98,
+    "PERSON": 0.90,
+    "STREET_ADDRESS": 0.90,
 }
 
 
 def load_set(path: Path | str | None = None) -> list[dict[str, Any]]:
-    """Records of the evaluation set; raises ``ValueError`` naming the file and line of a malformed record."""
+    """Records of the evaluation set; raises ``ValueError`` naming the file and line of a malformed record.
+
+    A directory is read with :func:`load_quagga`.
+    """
     path = Path(path or DEFAULT_SET)
+    if path.is_dir():
+        return load_quagga(path)
     records = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -51,6 +63,54 @@ def load_set(path: Path | str | None = None) -> list[dict[str, Any]]:
             raise ValueError(f"{path} line {n}: malformed evaluation record ({exc})") from None
         records.append(rec)
     return records
+
+
+# Quagga denotation types -> entity (PERSON also for every type ending in "/Name").
+QUAGGA_TYPES = {
+    "Body/Signature/Phone": "PHONE_NUMBER",
+    "Body/Signature/Fax": "PHONE_NUMBER",
+    "Body/Signature/Mail": "EMAIL_ADDRESS",
+    "Body/Signature/Address": "STREET_ADDRESS",
+}
+
+
+def load_quagga(folder: Path | str) -> list[dict[str, Any]]:
+    """Records ``{"id", "text", "spans"}`` from the Quagga ``*.txt.ann`` files of ``folder`` (sorted by name).
+
+    ``PERSON``: header persons (``Header/Person/From``, ``/To``, ``/Cc``) and names in the body
+    (``Body/Intro/Name``, ``Body/Outro/Name``, ``Body/Signature/Name``), initials included; a header
+    person written as an e-mail address is ``EMAIL_ADDRESS``. Signature phones and faxes are
+    ``PHONE_NUMBER``, signature mail ``EMAIL_ADDRESS``, signature addresses ``STREET_ADDRESS``. Spans
+    are trimmed of surrounding blanks and punctuation. Raises ``ValueError`` naming a malformed file.
+    """
+    records = []
+    files = sorted(Path(folder).glob("*.txt.ann"))
+    if not files:
+        raise ValueError(f"{folder}: no Quagga annotation files (*.txt.ann)")
+    for f in files:
+        try:
+            ann = json.loads(f.read_text(encoding="utf-8"))
+            text, spans = ann["text"], []
+            for d in ann["denotations"]:
+                kind = d["type"]
+                entity = QUAGGA_TYPES.get(kind)
+                if kind.startswith("Header/Person") or kind.endswith("/Name"):
+                    entity = "EMAIL_ADDRESS" if "@" in text[d["start"] : d["end"]] else "PERSON"
+                span = _trim_span(text, d["start"], d["end"]) if entity else None
+                if span:
+                    spans.append({"entity": entity, "start": span[0], "end": span[1]})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{f}: malformed Quagga annotation ({exc})") from None
+        records.append({"id": f.name.removesuffix(".txt.ann"), "text": text, "spans": spans})
+    return records
+
+
+def _trim_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and not (text[start].isalnum() or text[start] in "+("):
+        start += 1
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return (start, end) if end > start else None
 
 
 def _covered(span: tuple[int, int], others: list[tuple[int, int]]) -> int:
@@ -114,11 +174,12 @@ def evaluate(
 
 
 def missed_targets(report: dict[str, dict[str, Any]], targets: dict[str, float] = RECALL_TARGETS) -> list[str]:
-    """Entities whose recall is below its target (or absent from the set), as ``"ENTITY recall < target"``."""
+    """Entities of the set whose recall is below its target, as ``"ENTITY recall < target"`` (entities with
+    no labelled span in the set have no recall and are not listed)."""
     out = []
     for entity, target in targets.items():
         recall = (report.get(entity) or {}).get("recall")
-        if recall is None or recall < target:
+        if recall is not None and recall < target:
             out.append(f"{entity} recall {recall} < {target}")
     return out
 

@@ -10,6 +10,10 @@ and are declared as ``type: custom`` in the YAML itself.
   ambiguous national forms only next to a context word.
 * :class:`CrmCreditCardRecognizer`: Presidio's credit-card recognizer (Luhn-validated) plus the
   Mastercard 2-series BIN range 2221-2720 (in use since 2017) that its pattern misses.
+* :class:`~pipeline_hub.recognizers_address.StreetAddressRecognizer` (``STREET_ADDRESS``),
+  :class:`~pipeline_hub.recognizers_secrets.SecretRecognizer` (``SECRET``) and
+  :class:`~pipeline_hub.recognizers_person.SignatureNameRecognizer` (``PERSON``) live in their own
+  modules, imported here so the registry finds them.
 """
 
 from __future__ import annotations
@@ -22,9 +26,31 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, Re
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer
 
+from pipeline_hub.recognizers_address import StreetAddressRecognizer
+from pipeline_hub.recognizers_person import SignatureNameRecognizer
+from pipeline_hub.recognizers_secrets import SecretRecognizer
+
+__all__ = [
+    "CrmCreditCardRecognizer",
+    "CrmPhoneRecognizer",
+    "SecretRecognizer",
+    "SignatureNameRecognizer",
+    "StreetAddressRecognizer",
+]
+
 # A run of digits with phone punctuation between them (at most two of " ().-", or one "/"), on one
 # line, optionally opened by "+" or "(". " / " between two numbers ends a window.
-_CANDIDATE = re.compile(r"[+(]?\d(?:(?:[ \t().\-]{0,2}|/)\d)+")
+# An extension after it (``x4471``, `` ext. 12``, `` extension 55``, `` #12``) belongs to the window, so
+# the matcher includes it in the number's span and no extension digits are left raw.
+_CANDIDATE = re.compile(
+    r"(?P<main>[+(]?\d(?:(?:[ \t().\-]{0,2}|/)\d)+)(?:[ \t]{0,2}(?i:x|ext\.?|extn\.?|extension|\#)[ \t]{0,2}\d{1,6})?"
+)
+# Words before a bare digit run that make it a phone number; matched on the text itself because spaCy
+# lists some of them ("call") as stop words, which Presidio's context enhancer never looks at.
+_CONTEXT_BEFORE = re.compile(
+    r"(?i)\b(?:call(?:ed|ing)?|phone|tel|telephone|cell|mobile|mob|fax|ring|text|sms|whatsapp|reach(?:ed|able)?|"
+    r"dial|contact|direct|ph)\b[^\n\d]{0,16}$"
+)
 # Shapes a national-number matcher accepts that are dates or IPv4 addresses, not phone numbers.
 _NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{1,3}(?:\.\d{1,3}){3}")
 _INTERNATIONAL = re.compile(r"^(?:\+|00|011)")
@@ -161,7 +187,7 @@ class CrmPhoneRecognizer(PhoneRecognizer):
         """Phone-number results in ``text`` (character offsets), at most one per span."""
         best: dict[tuple[int, int], tuple[float, str]] = {}
         for window in _CANDIDATE.finditer(text):
-            core = window.group()
+            core = window.group("main")
             digits = sum(c.isdigit() for c in core)
             if digits < self.min_digits or _NOT_A_PHONE.fullmatch(core):
                 continue
@@ -177,6 +203,8 @@ class CrmPhoneRecognizer(PhoneRecognizer):
                     if _glued_to_identifier(text, span[0]):
                         continue
                     score = self._score(raw, region)
+                    if score < self.strong_score and _CONTEXT_BEFORE.search(text, max(0, span[0] - 24), span[0]):
+                        score = self.strong_score
                     if score > best.get(span, (0.0, ""))[0]:
                         best[span] = (score, phonenumbers.region_code_for_number(match.number) or region)
                 if best.get(whole, (0.0,))[0] >= self.strong_score:

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - tables of literal example texts read best one per line
 """Regenerate ``pii_eval.jsonl``: a labelled PII evaluation set of CRM / business e-mail sentences.
 
 Synthetic and deterministic (``random.Random(SEED)``), built only from what the project installs:
@@ -14,10 +15,17 @@ Synthetic and deterministic (``random.Random(SEED)``), built only from what the 
 * IP addresses: IPv4 and IPv6 (full and ``::``-compressed).
 
 Each line is ``{"id", "text", "spans": [{"entity", "start", "end"}]}`` with character offsets into
-``text``. Person spans cover the name only (no title); phone spans exclude extensions; shared
+``text``. Person spans cover the name only (no title); phone spans of the first part exclude extensions; shared
 mailboxes (``sales@…``) are labelled e-mail addresses too (the pipeline publishes no address at all). Sentences with no
 PII and with look-alikes (order, invoice, tracking and customer numbers, dates, amounts, company names
 built from surnames) measure precision.
+
+A second part (``EXTRA_SEED``, issue 12) adds: every NANP phone layout people and CRMs write (extension
+inside the span), US / CA / UK street addresses (``STREET_ADDRESS``: street line through ZIP or
+postcode), one record per credential kind (``SECRET``: AWS, GitHub, Slack, Stripe, OpenAI, private-key
+blocks, JWTs, basic-auth URLs, keyword values; made-up values in the issuers' formats), names in
+e-mail layout (headers, greetings, closings, Lotus Notes lines), and look-alikes of each (order,
+invoice and PO numbers, dates, times, amounts, "password: expired", lower-case street words).
 
 Usage (repository root): ``.venv/bin/python tests/data/make_pii_eval.py [OUT]`` (default: next to this file).
 """
@@ -473,7 +481,9 @@ def record(rng: random.Random) -> Builder:  # noqa: C901 - one template per bran
         b.add("Contact: ").add(name, "PERSON").add(" | ").add(email_for(name, rng), "EMAIL_ADDRESS")
         b.add(f" | {company}")
     elif t == 28:
-        b.add(f"Shipment to {company}, {rng.randint(1, 200)} {rng.choice(['Main St', 'Hauptstraße', 'Rue de Lyon'])}, ")
+        number, street = rng.randint(1, 200), rng.choice(["Main St", "Hauptstraße", "Rue de Lyon"])
+        b.add(f"Shipment to {company}, ")  # an English street line is an address; the others are not covered
+        b.add(f"{number} {street}", "STREET_ADDRESS" if street == "Main St" else None).add(", ")
         b.add(f"{rng.choice(CITIES)}; {rng.randint(1, 60)} pallets, delivery window {rng.randint(8, 11)}:00-")
         b.add(f"{rng.randint(13, 17)}:00.")
     elif t == 29:
@@ -518,12 +528,209 @@ def record(rng: random.Random) -> Builder:  # noqa: C901 - one template per bran
     return b
 
 
+EXTRA_SEED = 20261203
+AREA_CODES = ["415", "212", "312", "617", "206", "303", "512", "646", "404", "702", "416", "604"]
+NANP_FORMATS = [
+    "({a}){e}-{l}",
+    "({a}) {e}-{l}",
+    "{a}.{e}.{l}",
+    "{a}.{e}.{l}x{x}",
+    "{a}-{e}-{l}x{x}",
+    "{a}-{e}-{l} ext. {x}",
+    "+1 {a} {e} {l}",
+    "+1-{a}-{e}-{l}",
+    "001-{a}-{e}-{l}x{x}",
+    "1-{a}-{e}-{l}",
+    "{a}{e}{l}",
+]
+NANP_CONTEXT = [
+    ("Please call {p} before noon.", True),
+    ("Cell: {p}", True),
+    ("You can reach Dana's desk on {p} tomorrow.", False),
+    ("Direct line {p} (after 9 am PT).", False),
+    ("New number for the Austin office: {p}.", False),
+    ("Phone {p} / fax on request", True),
+]
+STREET_NAMES = [
+    "Main",
+    "Oak",
+    "Maple",
+    "Market",
+    "Mission",
+    "Fifth",
+    "Baker",
+    "Elm",
+    "Cedar",
+    "Lakeview",
+    "Bay",
+    "King",
+]
+US_TYPES = ["St", "Street", "Ave", "Avenue", "Blvd", "Road", "Rd", "Drive", "Lane", "Way", "Parkway", "Ct"]
+US_CITIES = [
+    ("San Francisco", "CA"),
+    ("Austin", "TX"),
+    ("Chicago", "IL"),
+    ("Boston", "MA"),
+    ("Seattle", "WA"),
+    ("Denver", "CO"),
+]
+UNITS = ["", "", ", Suite 400", " Apt. 12B", ", Unit 7", ", Floor 3"]
+SECRET_CHARS = string.ascii_letters + string.digits
+
+
+def nanp_number(rng: random.Random) -> dict:
+    """A valid NANP number's parts: area code, exchange, line, extension."""
+    while True:
+        parts = {"a": rng.choice(AREA_CODES), "e": str(rng.randint(200, 989)), "l": f"{rng.randint(0, 9999):04d}"}
+        if phonenumbers.is_valid_number(phonenumbers.parse("+1" + parts["a"] + parts["e"] + parts["l"])):
+            return {**parts, "x": str(rng.randint(2, 9999))}
+
+
+def street_address(rng: random.Random) -> str:
+    kind = rng.random()
+    number, name = str(rng.randint(1, 9899)), rng.choice(STREET_NAMES)
+    if kind < 0.55:
+        city, state = rng.choice(US_CITIES)
+        street = f"{number} {rng.choice(['', 'N ', 'W '])}{name} {rng.choice(US_TYPES)}{rng.choice(UNITS)}"
+        return f"{street}{rng.choice([', ', chr(10)])}{city}, {state} {rng.randint(10000, 99999)}"
+    if kind < 0.7:
+        return f"{number} {name} {rng.choice(['Street', 'Road', 'Lane'])}, London {rng.choice(['SW1A 2AA', 'NW1 6XE', 'EC2V 7HH'])}"
+    if kind < 0.85:
+        return f"{number} {name} Street, Toronto, ON {rng.choice(['M5H 2Y4', 'M4W 1A8'])}"
+    if kind < 0.93:
+        return f"{number} {name} {rng.choice(US_TYPES)}{rng.choice(UNITS)}"
+    return f"PO Box {rng.randint(10, 99999)}"
+
+
+def _token(rng: random.Random, n: int, chars: str = SECRET_CHARS) -> str:
+    return "".join(rng.choice(chars) for _ in range(n))
+
+
+def _b64url(data: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data.encode()).decode().rstrip("=")
+
+
+def secret(rng: random.Random, kind: int) -> str:
+    """A made-up credential in an issuer's documented format (kind 0-12)."""
+    upper = string.ascii_uppercase + string.digits
+    if kind == 0:
+        return "AKIA" + _token(rng, 16, upper)
+    if kind == 1:
+        return _token(rng, 40, SECRET_CHARS + "/+")
+    if kind == 2:
+        return rng.choice(["ghp_", "gho_", "ghs_"]) + _token(rng, 36)
+    if kind == 3:
+        return "github_pat_11" + _token(rng, 20, upper) + "_" + _token(rng, 59)
+    if kind == 4:
+        return f"xoxb-{rng.randint(10**11, 10**12 - 1)}-{rng.randint(10**12, 10**13 - 1)}-{_token(rng, 24)}"
+    if kind == 5:
+        return f"https://hooks.slack.com/services/T{_token(rng, 8, upper)}/B{_token(rng, 8, upper)}/{_token(rng, 24)}"
+    if kind == 6:
+        return rng.choice(["sk_live_", "rk_live_", "sk_test_"]) + _token(rng, 24)
+    if kind == 7:
+        return "sk-proj-" + _token(rng, 58, SECRET_CHARS + "-_") + "T3BlbkFJ" + _token(rng, 58, SECRET_CHARS + "-_")
+    if kind == 8:
+        return "sk-" + _token(rng, 20) + "T3BlbkFJ" + _token(rng, 20)
+    if kind == 9:
+        body = "\n".join(_token(rng, 64, SECRET_CHARS + "+/") for _ in range(3))
+        kind_name = rng.choice(["RSA PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY"])
+        return f"-----BEGIN {kind_name}-----\n{body}\n-----END {kind_name}-----"
+    if kind == 10:
+        header = _b64url('{"alg":"HS256","typ":"JWT"}')
+        payload = _b64url(f'{{"sub":"{rng.randint(1000, 99999)}","iat":{rng.randint(1600000000, 1800000000)}}}')
+        return f"{header}.{payload}.{_token(rng, 43, SECRET_CHARS + '-_')}"
+    if kind == 11:
+        return f"{rng.choice(['admin', 'etl', 'svc_crm'])}:{_token(rng, 14)}@db{rng.randint(1, 9)}.internal.example.com"
+    return _token(rng, 6) + rng.choice(["!", "#", "$", "%"]) + str(rng.randint(10, 99)) + _token(rng, 3)
+
+
+SECRET_TEMPLATES = [
+    ("Rotate the AWS access key ", 0, " before Friday."),
+    ("aws_secret_access_key = ", 1, "\n"),
+    ("CI uses the token ", 2, " for releases."),
+    ("Fine-grained PAT: ", 3, " (expires in 30 days)"),
+    ("Slack bot token ", 4, " was pasted in the ticket."),
+    ("Alerts go to ", 5, " now."),
+    ("Stripe key in the config: ", 6, "."),
+    ("OPENAI_API_KEY=", 7, "\n"),
+    ("Legacy OpenAI key ", 8, " must be revoked."),
+    ("Attached the deploy key:\n", 9, "\nThanks"),
+    ("Authorization: Bearer ", 10, "\n"),
+    ("The ETL connects to postgres://", 11, "/crm nightly."),
+    ("Temporary password: ", 12, " (please change it)."),
+]
+
+
+def extra_record(rng: random.Random, i: int) -> Builder:  # noqa: C901 - one kind per branch
+    """Issue 12's cases, ``i`` picks the kind (phones, addresses, secrets, names, look-alikes)."""
+    b = Builder()
+    kind = i % 5
+    if kind == 0:
+        fmt = NANP_FORMATS[(i // 5) % len(NANP_FORMATS)]
+        template, bare_ok = rng.choice(NANP_CONTEXT)
+        if fmt == "{a}{e}{l}" and not bare_ok:
+            template = "Please call {p} before noon."
+        before, after = template.split("{p}")
+        b.add(before).add(fmt.format(**nanp_number(rng)), "PHONE_NUMBER").add(after)
+    elif kind == 1:
+        before, after = rng.choice(
+            [("Ship to: ", "."), ("Our new office is at ", " (2nd floor)."), ("Billing address\n", "\n"),
+             ("Mail the contract to ", " by Monday."), ("Customer moved to ", "; update the CRM.")]
+        )  # fmt: skip
+        b.add(before).add(street_address(rng), "STREET_ADDRESS").add(after)
+    elif kind == 2:
+        before, what, after = SECRET_TEMPLATES[(i // 5) % len(SECRET_TEMPLATES)]
+        b.add(before).add(secret(rng, what), "SECRET").add(after)
+    elif kind == 3:
+        first, full, full2 = rng.choice(FIRST), person(rng), person(rng)
+        style = (i // 5) % 8
+        if style == 0:
+            b.add("Sounds good, see you then.\n\nThanks,\n").add(first, "PERSON").add("\n")
+        elif style == 1:
+            b.add("Please find the quote attached.\n\nRegards,\n").add(full, "PERSON").add(f"\n{rng.choice(ROLES)}\n")
+        elif style == 2:
+            b.add("To: ").add(full, "PERSON").add("/HOU/ACME@ACME, ").add(full2, "PERSON").add("/Corp/Acme@ACME\n")
+        elif style == 3:
+            b.add(first, "PERSON").add(",\n\nthe revised numbers are in the sheet.\n")
+        elif style == 4:
+            b.add(full, "PERSON").add(f"\n{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/2001 10:20 AM\nTo: ")
+            b.add(full2, "PERSON").add("\nSubject: Re: contract\n")
+        elif style == 5:
+            b.add("Can we move the call to Thursday?\n\n- ").add(first, "PERSON").add("\n")
+        elif style == 6:
+            b.add("Hi ").add(first, "PERSON").add(",\nthe PO is approved.\n\nBest,\n").add(full2, "PERSON")
+        else:
+            b.add("Great work on the renewal.\n--\n").add(full, "PERSON").add(f"\n{rng.choice(COMPANIES)}\n")
+    else:
+        b.add(
+            rng.choice(
+                [
+                    f"Order #{rng.randint(10**9, 10**10 - 1)} shipped; see PO-{rng.randint(2019, 2025)}-{rng.randint(100000, 999999)}.",
+                    f"Invoice INV/{rng.randint(2019, 2025)}/{rng.randint(1000, 9999)} paid on {rng.randint(2019, 2025)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}.",
+                    f"Meeting {rng.randint(8, 11)}:30-{rng.randint(12, 17)}:45 on 0{rng.randint(1, 9)}/1{rng.randint(0, 9)}/2024, budget ${rng.randint(1, 9)},{rng.randint(100, 999)}.50.",
+                    f"Total USD {rng.randint(1, 9)},{rng.randint(100, 999)},{rng.randint(100, 999)}.89 for {rng.randint(2, 90)} units.",
+                    "Your password: expired. Reset token: pending-review.",
+                    f"We shipped {rng.randint(2, 60)} units to the store on Main street market day.",
+                    f"Thanks,\nThe {rng.choice(COMPANIES).split()[0]} Team",
+                    f"Ref {rng.randint(2019, 2025)}-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)} closed at {rng.randint(10, 23)}:0{rng.randint(0, 9)}.",
+                ]
+            )
+        )  # fmt: skip
+    return b
+
+
+N_EXTRA = 300
+
+
 def build() -> str:
     """The evaluation set as JSONL text (deterministic)."""
     rng = random.Random(SEED)
+    extra_rng = random.Random(EXTRA_SEED)
     lines = []
-    for i in range(N_RECORDS):
-        b = record(rng)
+    for i in range(N_RECORDS + N_EXTRA):
+        b = record(rng) if i < N_RECORDS else extra_record(extra_rng, i - N_RECORDS)
         for s in b.spans:
             assert b.text[s["start"] : s["end"]].strip() == b.text[s["start"] : s["end"]], (i, s)
         lines.append(json.dumps({"id": f"pii-{i:04d}", "text": b.text, "spans": b.spans}, ensure_ascii=False))
