@@ -190,9 +190,11 @@ def _batch_records(settings: Settings, source: str, manifest: dict[str, Any], wa
         if not path.exists() or sha256_object(path)[0] != obj["sha256"]:
             return None
         for item in iter_records(obj["public_uri"], path.read_bytes()):
-            if isinstance(item, RecordError):
+            if not isinstance(item, tuple):  # RecordError / ObjectError: never published
                 continue
             record = normalise(obj["public_uri"], *item)
+            if isinstance(record, RecordError):  # invalid_id: never published
+                continue
             if record["record_id"] in wanted and record["record_id"] not in records:
                 records[record["record_id"]] = record
     return records
