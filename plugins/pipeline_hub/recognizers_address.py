@@ -47,6 +47,16 @@ _PO_BOX = re.compile(r"\b(?:P\.?[ \t]?O\.?|Post Office)[ \t]*Box[ \t]+\d{1,6}\b"
 COUNTRIES = ("US", "CA", "GB")
 
 
+def _after_alnum(text: str, count: int) -> int:
+    """Offset just after the ``count``-th letter or digit of ``text`` (``len(text)`` if fewer)."""
+    for i, c in enumerate(text):
+        if c.isalnum():
+            count -= 1
+            if count == 0:
+                return i + 1
+    return len(text)
+
+
 class StreetAddressRecognizer(EntityRecognizer):
     """``STREET_ADDRESS`` results: street lines by regex, extended by ``pyap`` to the full address.
 
@@ -98,10 +108,20 @@ class StreetAddressRecognizer(EntityRecognizer):
         chunk = text[start : start + self.window]
         lines = chunk.split("\n")
         chunk = "\n".join(lines[:2]) if len(lines) > 1 and len(lines[0]) < 60 else lines[0]
+        # pyap reports offsets into its normalized copy of the text (blanks, line breaks and commas
+        # collapsed, dashes unified), which changes lengths but never letters and digits: the end is
+        # mapped back by counting letters and digits.
+        normalized = pyap.parser.AddressParser._normalize_string(chunk)
         for country in COUNTRIES:
-            for address in pyap.parse(chunk, country=country):
-                if address.match_start == 0 or chunk[: address.match_start].strip() == "":
-                    return start + address.match_end
+            try:
+                found = pyap.parse(chunk, country=country)
+            except Exception:  # noqa: BLE001 - a third-party parser must not fail the scrub stage
+                found = []
+            for address in found:
+                if any(c.isalnum() for c in normalized[: address.match_start]):
+                    continue  # an address found further on, not from the candidate
+                wanted = sum(c.isalnum() for c in normalized[: address.match_end])
+                return start + _after_alnum(chunk, wanted)
         return None
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
