@@ -137,8 +137,8 @@ def test_our_words_in_details_survive_while_outside_values_are_scrubbed(stub, ra
     obj = "s3://partner-exports/alice.smith@example.com/cases.jsonl"
     real = chunking.iter_records
 
-    def marked(name, data):
-        for item in real(name, data):
+    def marked(name, data, *args):
+        for item in real(name, data, *args):
             if isinstance(item, chunking.RecordError):
                 detail = reasons.detail(
                     "{obj}: line {line}: invalid JSON ({msg})", obj=obj, line=item.position, msg="Expecting value"

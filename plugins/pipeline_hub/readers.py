@@ -97,6 +97,14 @@ def detect_format(name: str) -> tuple[str | None, bool]:
     return None, gz
 
 
+def _sized_readline(stream: BinaryIO) -> BinaryIO:
+    """``stream`` with ``readline(size)``: fsspec's buffered files (s3fs) take no size, so they are
+    wrapped in ``io.BufferedReader`` (they implement ``readinto``)."""
+    if isinstance(stream, io.BufferedIOBase | io.BytesIO) and not hasattr(stream, "fs"):
+        return stream
+    return io.BufferedReader(stream)
+
+
 def iter_records(name: str, data: bytes | BinaryIO, limits: Limits | None = None) -> Iterator[Item]:
     """Yield ``(position, record)``, :class:`RecordError` or a final :class:`ObjectError` for object ``name``.
 
@@ -109,7 +117,7 @@ def iter_records(name: str, data: bytes | BinaryIO, limits: Limits | None = None
     if fmt is None:
         yield ObjectError(reasons.UNSUPPORTED_FORMAT, reasons.detail("{obj}: unsupported format", obj=name))
         return
-    stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes | bytearray) else _sized_readline(data)
     if gz:
         stream = gzip.GzipFile(fileobj=stream, mode="rb")
     progress = _Progress()
