@@ -293,7 +293,9 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
     stub_server.reset()
     stub_server.responder = lambda body: '{"sector": "Energy"' if "sector" in schema_of(body)["properties"] else None
     try:
-        run = dags_test(env, ds, {"topics": ["industry_classification", "use_case_extraction"]})
+        # A response cache of its own: the sample's answers cached by earlier tests would pass the gate.
+        gate_env = {**env, "PIPELINE_HUB_LLM_CACHE": "s3://aws_default@raw/llm-cache-gate"}
+        run = dags_test(gate_env, ds, {"topics": ["industry_classification", "use_case_extraction"]})
     finally:
         stub_server.responder = None
     assert run.returncode != 0, "the DAG run must fail when a topic fails its quality gate"
