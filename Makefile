@@ -124,7 +124,7 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 checkov: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 	$(CHECKOV_VENV)/bin/checkov -d $(TF_DIR) --framework terraform --compact --quiet --skip-download
 
-# Regenerate the Glue tables Terraform creates from pipeline_hub.athena (tests/test_terraform.py checks it).
+# Regenerate the Glue tables Terraform creates from pipeline_hub.analytics.athena (tests/test_terraform.py checks it).
 glue-tables: install
 	$(BIN)/python $(TF_DIR)/tools/glue_tables.py --write
 

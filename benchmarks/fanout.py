@@ -9,7 +9,7 @@ What runs: the stub OpenAI-compatible server (:class:`pipeline_hub.testing.stub_
 child process of its own (so its threads do not share our GIL), answering every chat request after a
 fixed latency, optionally with a server-side requests-per-minute limit (429 beyond it) and injected
 faults. N distinct records of the ``industry_classification`` topic go through
-:func:`pipeline_hub.prompting.prompt_records` — the code one ``prompt`` task of the DAG runs: asyncio,
+:func:`pipeline_hub.stages.prompt.prompt_records` — the code one ``prompt`` task of the DAG runs: asyncio,
 at most ``max_concurrency`` requests in flight, the connection's ``requests_per_minute`` pacing, retries
 with full jitter honouring ``Retry-After``, one repair request for an invalid answer, quarantine with a
 reason — over an ``openai`` Airflow connection given as ``AIRFLOW_CONN_LLM_BENCH``.
@@ -246,10 +246,10 @@ def run_fanout(
     connection's base URL, so a rerun meant to hit the cache needs the same ``port``. A chunk that
     raises (retries exhausted) is reported in ``error`` instead of counts.
     """
-    from pipeline_hub.prompting import prompt_records
+    from pipeline_hub.prompts.registry import load_topic
     from pipeline_hub.providers import LLMHook
     from pipeline_hub.providers.cache import open_cache
-    from pipeline_hub.registry import load_topic
+    from pipeline_hub.stages.prompt import prompt_records
 
     quiet_logs()
     topic = load_topic(TOPIC)
@@ -326,9 +326,9 @@ MAPPED_DAG = textwrap.dedent(
 
             import jsonschema
 
-            from pipeline_hub.prompting import build_variables
+            from pipeline_hub.stages.prompt import build_variables
             from pipeline_hub.providers import LLMHook
-            from pipeline_hub.registry import load_topic
+            from pipeline_hub.prompts.registry import load_topic
 
             topic = load_topic("industry_classification")
             hook = LLMHook(os.environ["BENCH_CONN_ID"])

@@ -8,7 +8,7 @@ Run by hand, never as part of the test suite (``tests/test_benchmark_smoke.py`` 
 Texts: N distinct labelled CRM / e-mail sentences from the evaluation-set generator
 (``tests/data/make_pii_eval.py``) with another seed, so none repeats and deduplication gains nothing
 unless ``--dup-rate`` adds repeats (CRM exports repeat signatures and boilerplate). Each method sees the
-same texts; recall is scored as ``pipeline-hub pii-eval`` does (:func:`pipeline_hub.pii_eval.score`).
+same texts; recall is scored as ``pipeline-hub pii-eval`` does (:func:`pipeline_hub.pii.evaluate.score`).
 
 Methods:
 
@@ -17,7 +17,7 @@ Methods:
     NLP engine (the same spaCy model, full pipeline) with the entities the issue names and our
     score threshold, i.e. what a straightforward integration does.
 ``scrubber``
-    :class:`pipeline_hub.pii_engine.PiiAnalyzer` as the scrub stage runs it (``include/pii/``: only the
+    :class:`pipeline_hub.pii.engine.PiiAnalyzer` as the scrub stage runs it (``include/pii/``: only the
     configured recognizers, ten entities, spaCy ``nlp.pipe`` batches without the components PERSON does
     not need, deduplication, worker processes). Timed cold (worker start-up and model loading included)
     and warm (the pool already up, as in a long run), and in one process only (``workers: 1``), which
@@ -44,9 +44,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
-from pipeline_hub.pii_config import ScrubConfig  # noqa: E402
-from pipeline_hub.pii_engine import Detection, PiiAnalyzer, _offline_tldextract  # noqa: E402
-from pipeline_hub.pii_eval import RECALL_TARGETS, score  # noqa: E402
+from pipeline_hub.pii.config import ScrubConfig  # noqa: E402
+from pipeline_hub.pii.engine import Detection, PiiAnalyzer, _offline_tldextract  # noqa: E402
+from pipeline_hub.pii.evaluate import RECALL_TARGETS, score  # noqa: E402
 
 ISSUE_ENTITIES = list(RECALL_TARGETS)
 

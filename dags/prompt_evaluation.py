@@ -1,6 +1,6 @@
 """prompt_evaluation: validate the prompt registry, score dev and prod, canary dev in shadow, report.
 
-Thin wiring only: the task bodies are ``pipeline_hub.evaluation`` (under ``plugins/``). Only names,
+Thin wiring only: the task bodies are ``pipeline_hub.lifecycle.evaluation`` (under ``plugins/``). Only names,
 versions, metrics and URIs go through XCom; shadow answers are never published.
 """
 
@@ -12,8 +12,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from pipeline_hub.policies import llm_pool
-from pipeline_hub.registry import list_topics
+from pipeline_hub.orchestration.policies import llm_pool
+from pipeline_hub.prompts.registry import list_topics
 
 TOPICS = list_topics()
 log = logging.getLogger(__name__)
@@ -68,13 +68,13 @@ def _params(ctx) -> dict:
 def prompt_evaluation():
     @task
     def validate() -> dict:
-        from pipeline_hub.evaluation import run_validate
+        from pipeline_hub.lifecycle.evaluation import run_validate
 
         return run_validate()
 
     @task.short_circuit
     def changed(validated: dict):
-        from pipeline_hub.evaluation import should_evaluate
+        from pipeline_hub.lifecycle.evaluation import should_evaluate
 
         ctx = get_current_context()
         run_type = str(getattr(ctx["dag_run"], "run_type", "") or "")
@@ -84,13 +84,13 @@ def prompt_evaluation():
 
     @task
     def score_items(decision: dict) -> list[dict]:
-        from pipeline_hub.evaluation import score_items as items
+        from pipeline_hub.lifecycle.evaluation import score_items as items
 
         return items(_params(get_current_context())["topics"])
 
     @task(pool=LLM_POOL)
     def score(item: dict) -> dict:
-        from pipeline_hub.evaluation import run_score
+        from pipeline_hub.lifecycle.evaluation import run_score
 
         p = _params(get_current_context())
         return run_score(item, conn_id=p["conn_id"], limit=p["limit"])
@@ -101,14 +101,14 @@ def prompt_evaluation():
 
     @task(pool=LLM_POOL)
     def canary(topic: str) -> dict:
-        from pipeline_hub.evaluation import run_canary
+        from pipeline_hub.lifecycle.evaluation import run_canary
 
         p = _params(get_current_context())
         return run_canary(topic, conn_id=p["conn_id"], sample_pct=p["sample_pct"], seed=p["seed"])
 
     @task
     def report(scores: list[dict], canaries: list[dict], decision: dict) -> dict:
-        from pipeline_hub.evaluation import write_evaluation
+        from pipeline_hub.lifecycle.evaluation import write_evaluation
 
         ctx = get_current_context()
         p = _params(ctx)

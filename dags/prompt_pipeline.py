@@ -1,6 +1,6 @@
 """prompt_pipeline: nightly raw S3 batch → versioned prompts → Presidio scrub → GX → sanitized Parquet.
 
-Thin wiring only: every task body lives in ``pipeline_hub.tasks`` (under ``plugins/``), shared with the
+Thin wiring only: every task body lives in ``pipeline_hub.stages`` (under ``plugins/``), shared with the
 ``pipeline-hub run`` CLI and the tests. Only URIs, names and counts go through XCom.
 """
 
@@ -12,14 +12,14 @@ import pendulum
 from airflow.providers.openlineage import conf as openlineage_conf
 from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 
-from pipeline_hub.lineage import PUBLISHED_ALIAS
-from pipeline_hub.operators import PublishOperator
-from pipeline_hub.policies import llm_pool
-from pipeline_hub.providers.batch import ChunkBatchOperator
-from pipeline_hub.registry import list_topics
+from pipeline_hub.orchestration.batch_operator import ChunkBatchOperator
+from pipeline_hub.orchestration.lineage import PUBLISHED_ALIAS
+from pipeline_hub.orchestration.operators import PublishOperator
+from pipeline_hub.orchestration.policies import llm_pool
+from pipeline_hub.prompts.registry import list_topics
 
 TOPICS = list_topics()
-# Prompt tasks run in the LLM pool; the cluster policy in pipeline_hub.policies moves them to the pool
+# Prompt tasks run in the LLM pool; the cluster policy in pipeline_hub.orchestration.policies moves them to the pool
 # named like the run's `llm_conn_id` when one exists. Pool slots × the connection's max_concurrency (and
 # requests_per_minute × slots) must stay under the provider account's limits. See README "Throughput".
 LLM_POOL = llm_pool()
@@ -92,7 +92,7 @@ def _settings():
 def prompt_pipeline():
     @task
     def discover() -> dict:
-        from pipeline_hub.tasks import run_discover
+        from pipeline_hub.stages.discover import run_discover
 
         ctx = get_current_context()
         params = ctx["params"]
@@ -109,7 +109,7 @@ def prompt_pipeline():
         from airflow.sdk.exceptions import AirflowFailException
 
         from pipeline_hub.reasons import NO_INPUT
-        from pipeline_hub.tasks import no_input_message, run_hash
+        from pipeline_hub.stages.hash import no_input_message, run_hash
 
         ctx = get_current_context()
         planned = run_hash(
@@ -128,7 +128,7 @@ def prompt_pipeline():
 
     @task
     def chunk(pending: list[dict]) -> list[dict]:
-        from pipeline_hub.tasks import run_chunk
+        from pipeline_hub.stages.chunk import run_chunk
 
         return run_chunk(pending[0]["plan_uri"])
 
@@ -139,19 +139,19 @@ def prompt_pipeline():
 
     @task(retries=3, retry_exponential_backoff=True, pool=LLM_POOL)
     def prompt(item: dict) -> dict:
-        from pipeline_hub.tasks import run_prompt
+        from pipeline_hub.stages.prompt import run_prompt
 
         return run_prompt(item)
 
     @task(trigger_rule="none_failed")
     def scrub(plan_uri: str, topic: str) -> dict:
-        from pipeline_hub.tasks import run_scrub
+        from pipeline_hub.stages.scrub import run_scrub
 
         return run_scrub(plan_uri, topic)
 
     @task(trigger_rule="none_failed")
     def validate(plan_uri: str, topic: str) -> dict:
-        from pipeline_hub.tasks import run_validate
+        from pipeline_hub.stages.validate import run_validate
 
         return run_validate(plan_uri, topic)
 
@@ -165,7 +165,7 @@ def prompt_pipeline():
     scrubbed = scrub.expand_kwargs(pending)
     validated = validate.expand_kwargs(pending)
     # Outlet: the asset alias every published topic's Asset is added to (one Asset per topic, see
-    # pipeline_hub.lineage); OpenLineage lineage comes from the operator's get_openlineage_facets_* methods.
+    # pipeline_hub.orchestration.lineage); OpenLineage lineage comes from the operator's get_openlineage_facets_* methods.
     published = PublishOperator.partial(
         task_id="publish", trigger_rule="none_failed", outlets=[AssetAlias(PUBLISHED_ALIAS)]
     ).expand_kwargs(pending)

@@ -1,6 +1,6 @@
 """retention: daily list (dry run) or deletion of raw and staging objects older than the retention period.
 
-Thin wiring only: the logic is ``pipeline_hub.retention.run_retention``. In production the S3
+Thin wiring only: the logic is ``pipeline_hub.governance.retention.run_retention``. In production the S3
 lifecycle rule (infra/s3/raw-lifecycle.json) expires the same objects; this DAG reports what is due
 and deletes only when triggered with ``delete=true``.
 """
@@ -44,7 +44,7 @@ def retention():
     @task
     def expire_raw() -> dict:
         """Summary for XCom: report URI and counts only (never object content)."""
-        from pipeline_hub.retention import run_retention
+        from pipeline_hub.governance.retention import run_retention
 
         ctx = get_current_context()
         return run_retention(

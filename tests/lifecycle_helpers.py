@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from pipeline_hub.prompting import build_variables
-from pipeline_hub.registry import load_topic
-from pipeline_hub.scoring import load_examples, topic_metadata
+from pipeline_hub.lifecycle.scoring import load_examples, topic_metadata
+from pipeline_hub.prompts.registry import load_topic
+from pipeline_hub.stages.prompt import build_variables
 
 
 def _answer(task: str, evaluation: dict, schema: dict, expected: dict, candidates: list | None, wrong: bool) -> dict:

@@ -13,7 +13,7 @@ import logging
 
 import pytest
 
-from pipeline_hub.pipeline import run_pipeline
+from pipeline_hub.stages.runner import run_pipeline
 
 from bad_input_support import assert_conservation, assert_nothing_raw, published_rows, quarantine_rows
 from conftest import DS

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_hub import reasons
-from pipeline_hub.pipeline import run_pipeline, sweep_staging
 from pipeline_hub.readers import Limits, ObjectError, RecordError, iter_records
+from pipeline_hub.stages.runner import run_pipeline, sweep_staging
 
 from bad_input_support import assert_conservation, assert_nothing_raw, manifests, published_rows, quarantine_rows
 from conftest import DS, llm_conn
@@ -414,7 +414,7 @@ def test_dag_hash_task_fails_without_retry_when_no_topic_has_input(stub, tmp_pat
     from airflow.sdk.exceptions import AirflowFailException
 
     from pipeline_hub.config import Settings
-    from pipeline_hub.tasks import run_discover
+    from pipeline_hub.stages.discover import run_discover
 
     from conftest import REPO
 
@@ -452,10 +452,10 @@ def test_dag_hash_task_fails_without_retry_when_no_topic_has_input(stub, tmp_pat
 
 
 def test_staging_is_private_removed_after_the_run_and_on_error(stub, state, tmp_path, caplog, monkeypatch):
-    from pipeline_hub import tasks
+    from pipeline_hub import stages
 
     seen = {}
-    real = tasks.run_chunk
+    real = stages.run_chunk
 
     def spy(plan_uri):
         run_dir = Path(plan_uri).parent
@@ -464,7 +464,7 @@ def test_staging_is_private_removed_after_the_run_and_on_error(stub, state, tmp_
         seen["dir"] = run_dir
         return real(plan_uri)
 
-    monkeypatch.setattr(tasks, "run_chunk", spy)
+    monkeypatch.setattr(stages, "run_chunk", spy)
     out, result = run_case(tmp_path, "ai_use_cases", {}, UC, caplog)
     assert seen["dir"].parent == state / "staging" and seen["mode"] == seen["root_mode"] == 0o700
     assert not seen["dir"].exists() and list((state / "staging").iterdir()) == []
@@ -473,7 +473,7 @@ def test_staging_is_private_removed_after_the_run_and_on_error(stub, state, tmp_
         spy(plan_uri)
         raise RuntimeError("stage failed")
 
-    monkeypatch.setattr(tasks, "run_chunk", boom)
+    monkeypatch.setattr(stages, "run_chunk", boom)
     with pytest.raises(RuntimeError):
         run_pipeline(raw_root=str(tmp_path / "raw"), output_root=str(tmp_path / "o2"), ds=DS, topics=[UC])
     assert not seen["dir"].exists() and list((state / "staging").iterdir()) == []
@@ -487,7 +487,7 @@ def test_next_run_sweeps_staging_left_by_a_crashed_run(tmp_path):
     (root / "crashed_run" / "chunk.jsonl").write_text(MARKER)
     (root / "crashed_run.pid").write_text(json.dumps({"pid": dead_pid, "host": os.uname().nodename, "started": 1.0}))
     (root / "live_run").mkdir()
-    from pipeline_hub.pipeline import _process_started
+    from pipeline_hub.stages.runner import _process_started
 
     me = {"pid": os.getpid(), "host": os.uname().nodename, "started": _process_started(os.getpid())}
     (root / "live_run.pid").write_text(json.dumps(me))

@@ -12,9 +12,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_hub import pubindex
 from pipeline_hub.cli import app
-from pipeline_hub.pipeline import run_pipeline
+from pipeline_hub.stages import pubindex
+from pipeline_hub.stages.runner import run_pipeline
 
 from bad_input_support import assert_conservation, published_rows, quarantine_rows
 from conftest import DS, llm_conn
@@ -140,7 +140,7 @@ def test_budget_exceeded_records_leave_no_index_entry_and_the_next_run_completes
     stub, raw_zone, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, max_concurrency=1))
-    monkeypatch.setattr("pipeline_hub.prompting.cost_usd", lambda model, p, c, **kw: 0.01)  # stub-model is free
+    monkeypatch.setattr("pipeline_hub.stages.prompt.cost_usd", lambda model, p, c, **kw: 0.01)  # stub-model is free
     out = tmp_path / "out"
     partial = run(raw_zone, out, budget_usd=0.05)
     assert stub.calls == 5 and [p["topic"] for p in partial.published] == [TOPIC]
@@ -167,19 +167,19 @@ def test_budget_exceeded_records_leave_no_index_entry_and_the_next_run_completes
 
 def staged_run(raw, out, staging, run_id, edit_answers):
     """The pipeline's stages one by one (as run_pipeline calls them), ``edit_answers(rows)`` after prompt."""
-    from pipeline_hub import storage, tasks
+    from pipeline_hub import stages, storage
     from pipeline_hub.config import Settings
 
     settings = Settings.from_env(raw_root=str(raw), sanitized_root=str(out), staging_root=str(staging))
-    found = tasks.run_discover(settings, DS, [TOPIC], None)
-    planned = tasks.run_hash(settings, found, run_id=run_id, row_limit=None, llm_conn_id="llm_default")
-    for item in tasks.run_chunk(planned["plan_uri"]):
-        tasks.run_prompt(item)
+    found = stages.run_discover(settings, DS, [TOPIC], None)
+    planned = stages.run_hash(settings, found, run_id=run_id, row_limit=None, llm_conn_id="llm_default")
+    for item in stages.run_chunk(planned["plan_uri"]):
+        stages.run_prompt(item)
     answers = storage.join(str(staging), run_id, "answers", TOPIC, "chunk-00000.jsonl")
     storage.write_jsonl(answers, edit_answers(storage.read_jsonl(answers)))
-    tasks.run_scrub(planned["plan_uri"], TOPIC)
-    tasks.run_validate(planned["plan_uri"], TOPIC)
-    return tasks.run_publish(planned["plan_uri"], TOPIC)
+    stages.run_scrub(planned["plan_uri"], TOPIC)
+    stages.run_validate(planned["plan_uri"], TOPIC)
+    return stages.run_publish(planned["plan_uri"], TOPIC)
 
 
 def test_provider_error_records_leave_no_index_entry_and_the_next_run_retries_them(stub, raw_zone, tmp_path):

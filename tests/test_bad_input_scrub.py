@@ -17,10 +17,11 @@ import shutil
 
 import pytest
 
-from pipeline_hub import chunking, reasons
-from pipeline_hub.erasure import erase_subject
-from pipeline_hub.pipeline import run_pipeline
-from pipeline_hub.pseudonym import load_key, pseudonymize
+from pipeline_hub import reasons
+from pipeline_hub.governance.erasure import erase_subject
+from pipeline_hub.pii.pseudonym import load_key, pseudonymize
+from pipeline_hub.stages import chunk as chunking
+from pipeline_hub.stages.runner import run_pipeline
 from pipeline_hub.testing.stub_llm import schema_of
 
 from bad_input_support import assert_conservation, assert_nothing_raw, published_rows, quarantine_rows

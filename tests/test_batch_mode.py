@@ -13,9 +13,9 @@ import pytest
 import yaml
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from pipeline_hub import tasks
+from pipeline_hub import stages
 from pipeline_hub.config import Settings
-from pipeline_hub.providers.batch import ChunkBatchOperator
+from pipeline_hub.orchestration.batch_operator import ChunkBatchOperator
 from pipeline_hub.testing.stub_llm import FaultPlan
 
 from conftest import DS, REPO
@@ -39,9 +39,9 @@ def plan_items(raw_zone, out, tmp_path, run_id="manual__batch", row_limit=6):
     settings = Settings.from_env(
         raw_root=str(raw_zone), sanitized_root=str(out), staging_root=str(tmp_path / "staging"), llm_conn_id=None
     )
-    found = tasks.run_discover(settings, DS, [TOPIC], None)
-    planned = tasks.run_hash(settings, found, run_id=run_id, row_limit=row_limit, llm_conn_id="llm_default")
-    return planned, tasks.run_chunk(planned["plan_uri"]) if planned["pending"] else []
+    found = stages.run_discover(settings, DS, [TOPIC], None)
+    planned = stages.run_hash(settings, found, run_id=run_id, row_limit=row_limit, llm_conn_id="llm_default")
+    return planned, stages.run_chunk(planned["plan_uri"]) if planned["pending"] else []
 
 
 def context(run_id="manual__batch"):
@@ -52,7 +52,7 @@ def context(run_id="manual__batch"):
 
 
 def publish(planned):
-    for step in (tasks.run_scrub, tasks.run_validate, tasks.run_publish):
+    for step in (stages.run_scrub, stages.run_validate, stages.run_publish):
         result = step(planned["plan_uri"], TOPIC)
     return result
 
@@ -112,7 +112,8 @@ def test_deferred_batch_resumes_on_a_fresh_operator(stub, batch_topic, raw_zone,
 
 def test_batch_requests_follow_the_topics_input_pii_policy(stub, batch_topic, raw_zone, tmp_path, monkeypatch):
     """A remote provider's batch file gets the same redacted inputs as its streaming calls would."""
-    from pipeline_hub import batch_mode, prompting
+    from pipeline_hub.stages import prompt as prompting
+    from pipeline_hub.stages import prompt_batch as batch_mode
 
     email, person = "greta.lindqvist@lindqvist-example.se", "Greta Lindqvist"
     csv_path = next((raw_zone / "companies" / DS).glob("*.csv"))

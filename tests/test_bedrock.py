@@ -11,13 +11,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline_hub import reasons
-from pipeline_hub.pipeline import run_pipeline
-from pipeline_hub.prompting import prompt_records
+from pipeline_hub.prompts.registry import load_topic
 from pipeline_hub.providers import ProviderError
 from pipeline_hub.providers.bedrock import BedrockLLMHook
 from pipeline_hub.providers.hook import CallFailed
-from pipeline_hub.registry import load_topic
-from pipeline_hub.routing import get_hook
+from pipeline_hub.providers.routing import get_hook
+from pipeline_hub.stages.prompt import prompt_records
+from pipeline_hub.stages.runner import run_pipeline
 from pipeline_hub.testing.stub_llm import FaultPlan, closed_port
 
 from conftest import DS

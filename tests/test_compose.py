@@ -155,7 +155,7 @@ def test_imported_connections_parse_with_airflow_and_point_at_the_compose_servic
 
 
 def test_imported_pools_bound_the_dags_llm_pool():
-    from pipeline_hub.policies import llm_pool
+    from pipeline_hub.orchestration.policies import llm_pool
 
     pools = json.loads((INIT_FILES / "pools.json").read_text())
     for name, pool in pools.items():  # what `airflow pools import` accepts

@@ -199,7 +199,7 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
 
     # Lineage. OpenLineage events (file transport) name every raw object read and every published dataset;
     # each topic's Asset got one event whose extra holds counts and the batch hash.
-    from pipeline_hub.lineage import event_datasets, read_events
+    from pipeline_hub.orchestration.lineage import event_datasets, read_events
 
     named = event_datasets(read_events(openlineage_dir(env)))
     raw_objects = {f"s3://raw/{o['Key']}" for o in client.list_objects_v2(Bucket="raw", Prefix="raw_data/")["Contents"]}
@@ -324,7 +324,7 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
     assert set(asset_events(home, ok["run_id"])) == {"s3://sanitized/sanitized_data/use_case_extraction"}
 
     # OpenLineage: the failed publish reports its raw input and the quarantine dataset.
-    from pipeline_hub.lineage import read_events
+    from pipeline_hub.orchestration.lineage import read_events
 
     fails = [
         e

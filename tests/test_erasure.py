@@ -16,12 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_hub import erasure, publish
+from pipeline_hub.analytics.query import run_query
 from pipeline_hub.cli import app
-from pipeline_hub.pipeline import run_pipeline
+from pipeline_hub.governance import erasure
+from pipeline_hub.pii.pseudonym import load_key, pseudonymize
 from pipeline_hub.providers.cache import DiskCache, ObjectStoreCache
-from pipeline_hub.pseudonym import load_key, pseudonymize
-from pipeline_hub.query import run_query
+from pipeline_hub.stages import publish
+from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO, llm_conn
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_hub.config import Settings
-from pipeline_hub.evaluation import (
+from pipeline_hub.lifecycle.evaluation import (
     RegistryInvalid,
     run_canary,
     run_score,
@@ -19,7 +19,7 @@ from pipeline_hub.evaluation import (
     should_evaluate,
     write_evaluation,
 )
-from pipeline_hub.pipeline import run_pipeline
+from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO
 from lifecycle_helpers import add_version, copy_registry

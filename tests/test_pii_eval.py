@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline_hub.cli import app
-from pipeline_hub.pii_engine import Detection
-from pipeline_hub.pii_eval import DEFAULT_SET, RECALL_TARGETS, load_set, missed_targets, score
+from pipeline_hub.pii.engine import Detection
+from pipeline_hub.pii.evaluate import DEFAULT_SET, RECALL_TARGETS, load_set, missed_targets, score
 
 
 @pytest.fixture(scope="module")

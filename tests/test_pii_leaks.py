@@ -12,9 +12,10 @@ import re
 
 import pytest
 
-from pipeline_hub import prompting, tasks
+from pipeline_hub import stages
 from pipeline_hub.config import Settings
-from pipeline_hub.pseudonym import load_key, pseudonymize
+from pipeline_hub.pii.pseudonym import load_key, pseudonymize
+from pipeline_hub.stages import prompt as prompting
 from pipeline_hub.testing.stub_llm import schema_of
 
 from conftest import DS
@@ -99,17 +100,17 @@ def run_stages(raw_zone, out, caplog):
     )
     results, errors = [], []
     with caplog.at_level(logging.DEBUG):
-        found = tasks.run_discover(settings, DS, None, None)
-        planned = tasks.run_hash(settings, found, run_id="leak_test", row_limit=None, llm_conn_id="llm_default")
-        items = tasks.run_chunk(planned["plan_uri"])
+        found = stages.run_discover(settings, DS, None, None)
+        planned = stages.run_hash(settings, found, run_id="leak_test", row_limit=None, llm_conn_id="llm_default")
+        items = stages.run_chunk(planned["plan_uri"])
         results += [found, planned, items]
-        results += [tasks.run_prompt(item) for item in items]
+        results += [stages.run_prompt(item) for item in items]
         for topic in planned["pending"]:
-            results.append(tasks.run_scrub(planned["plan_uri"], topic))
-            results.append(tasks.run_validate(planned["plan_uri"], topic))
+            results.append(stages.run_scrub(planned["plan_uri"], topic))
+            results.append(stages.run_validate(planned["plan_uri"], topic))
             try:
-                results.append(tasks.run_publish(planned["plan_uri"], topic))
-            except tasks.QualityGateFailed as exc:
+                results.append(stages.run_publish(planned["plan_uri"], topic))
+            except stages.QualityGateFailed as exc:
                 errors.append(str(exc))
     return results, errors
 
@@ -178,13 +179,13 @@ def test_what_leaves_for_a_remote_provider_follows_input_pii(stub, raw_zone, tmp
         llm_conn_id="llm_default",
     )
     with caplog.at_level(logging.INFO):
-        found = tasks.run_discover(settings, DS, [topic], None)
-        planned = tasks.run_hash(settings, found, run_id="remote", row_limit=None, llm_conn_id="llm_default")
-        for item in tasks.run_chunk(planned["plan_uri"]):
-            tasks.run_prompt(item)
-        tasks.run_scrub(planned["plan_uri"], topic)
-        tasks.run_validate(planned["plan_uri"], topic)
-        tasks.run_publish(planned["plan_uri"], topic)
+        found = stages.run_discover(settings, DS, [topic], None)
+        planned = stages.run_hash(settings, found, run_id="remote", row_limit=None, llm_conn_id="llm_default")
+        for item in stages.run_chunk(planned["plan_uri"]):
+            stages.run_prompt(item)
+        stages.run_scrub(planned["plan_uri"], topic)
+        stages.run_validate(planned["plan_uri"], topic)
+        stages.run_publish(planned["plan_uri"], topic)
     sent = json.dumps(stub.requests)
     for kind, value in SEEDED.items():
         assert value not in sent, f"seeded {kind} was sent to the remote provider"

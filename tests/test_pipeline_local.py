@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline_hub.pipeline import run_pipeline
-from pipeline_hub.query import run_query
+from pipeline_hub.analytics.query import run_query
+from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO
 

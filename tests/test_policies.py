@@ -1,4 +1,4 @@
-"""The cluster policy routes LLM tasks to the pool of the run's connection (pipeline_hub.policies).
+"""The cluster policy routes LLM tasks to the pool of the run's connection (pipeline_hub.orchestration.policies).
 
 The routing rule is tested here; ``test_e2e_airflow`` checks it inside a real ``airflow dags test`` run
 (task instances created by the scheduler code with the policy loaded from the ``airflow.policy`` entry
@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from pipeline_hub import policies
+from pipeline_hub.orchestration import policies
 
 POOLS = {"llm_default", "openai_batch"}
 
@@ -33,7 +33,7 @@ def test_default_connection_or_no_choice_keeps_the_llm_pool(conf):
 
 
 def test_missing_pool_keeps_the_llm_pool_and_warns(caplog):
-    with caplog.at_level("WARNING", logger="pipeline_hub.policies"):
+    with caplog.at_level("WARNING", logger="pipeline_hub.orchestration.policies"):
         assert route("llm_default", {"llm_conn_id": "azure_prod"}) == "llm_default"
     assert "azure_prod" in caplog.text and "airflow pools set" in caplog.text
 
@@ -50,4 +50,4 @@ def test_llm_pool_follows_the_environment(monkeypatch):
 
 def test_policy_is_registered_as_an_airflow_policy_entry_point():
     targets = {ep.value for ep in entry_points(group="airflow.policy")}
-    assert "pipeline_hub.policies" in targets
+    assert "pipeline_hub.orchestration.policies" in targets

@@ -8,13 +8,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline_hub import tasks
+from pipeline_hub import stages
 from pipeline_hub.cli import app
 from pipeline_hub.config import Settings
-from pipeline_hub.promotion import GateRefused, PromotionError, promote, read_audit, rollback, set_pointer
-from pipeline_hub.prompt_validation import validate_registry
-from pipeline_hub.registry import load_topic
-from pipeline_hub.scoring import score_version
+from pipeline_hub.lifecycle.promotion import GateRefused, PromotionError, promote, read_audit, rollback, set_pointer
+from pipeline_hub.lifecycle.scoring import score_version
+from pipeline_hub.lifecycle.validation import validate_registry
+from pipeline_hub.prompts.registry import load_topic
 
 from conftest import DS
 from lifecycle_helpers import add_version, copy_registry, oracle, responder
@@ -146,18 +146,18 @@ def test_a_promotion_between_plan_and_prompt_does_not_change_the_run_version(stu
     settings = Settings(
         raw_root=str(raw_zone), sanitized_root=str(tmp_path / "out"), staging_root=str(tmp_path / "staging")
     )
-    found = tasks.run_discover(settings, DS, [TOPIC], None)
-    planned = tasks.run_hash(settings, found, run_id="pinned", row_limit=4, llm_conn_id="llm_default")
+    found = stages.run_discover(settings, DS, [TOPIC], None)
+    planned = stages.run_hash(settings, found, run_id="pinned", row_limit=4, llm_conn_id="llm_default")
     v1_sha = load_topic(TOPIC, prompts).prompt.template_sha256
 
     set_pointer(prompts / TOPIC / "metadata.yaml", "prod", "v2")  # what `promote` does, mid-run
     assert load_topic(TOPIC, prompts).version == "v2"
 
-    for item in tasks.run_chunk(planned["plan_uri"]):
-        tasks.run_prompt(item)
-    tasks.run_scrub(planned["plan_uri"], TOPIC)
-    tasks.run_validate(planned["plan_uri"], TOPIC)
-    published = tasks.run_publish(planned["plan_uri"], TOPIC)
+    for item in stages.run_chunk(planned["plan_uri"]):
+        stages.run_prompt(item)
+    stages.run_scrub(planned["plan_uri"], TOPIC)
+    stages.run_validate(planned["plan_uri"], TOPIC)
+    published = stages.run_publish(planned["plan_uri"], TOPIC)
     manifest = json.loads((tmp_path / "out" / "sanitized_data" / TOPIC / f"ds={DS}" / "_manifest.json").read_text())
     assert manifest["prompt"]["version"] == "v1" and manifest["prompt"]["template_sha256"] == v1_sha
     assert published["published"] == 4
@@ -165,6 +165,6 @@ def test_a_promotion_between_plan_and_prompt_does_not_change_the_run_version(stu
     assert users and all(u.rstrip().endswith("Answer:") for u in users)  # v1's wording, never v2's
 
     # The next run resolves the new prod version and pins it.
-    planned = tasks.run_hash(settings, found, run_id="next", row_limit=4, llm_conn_id="llm_default")
+    planned = stages.run_hash(settings, found, run_id="next", row_limit=4, llm_conn_id="llm_default")
     plan = json.loads((tmp_path / "staging" / "next" / "plan.json").read_text())
     assert plan["topics"][0]["prompt_version"] == "v2" and planned["pending"] == [TOPIC]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pipeline_hub.cli import app
 from pipeline_hub.config import include_dir
-from pipeline_hub.prompt_validation import relaxed_schema, strict_problems, validate_registry
+from pipeline_hub.lifecycle.validation import relaxed_schema, strict_problems, validate_registry
 
 runner = CliRunner()
 

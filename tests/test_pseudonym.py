@@ -1,6 +1,6 @@
 """Keyed pseudonyms are stable, normalised, key-dependent and never contain the value."""
 
-from pipeline_hub.pseudonym import pseudonymize
+from pipeline_hub.pii.pseudonym import pseudonymize
 
 KEY = bytes(range(32))
 

@@ -1,5 +1,5 @@
 """Quality gates with real Great Expectations: the suites under include/quality/, each check, Data Docs,
-write-audit-publish through tasks.run_* (a failing topic is quarantined, the others publish), lineage."""
+write-audit-publish through stages.run_* (a failing topic is quarantined, the others publish), lineage."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_hub import quality
-from pipeline_hub.lineage import asset_extra, dataset_id, dataset_key, publish_lineage
-from pipeline_hub.registry import list_topics, load_topic
+from pipeline_hub.orchestration.lineage import asset_extra, dataset_id, dataset_key, publish_lineage
+from pipeline_hub.prompts.registry import list_topics, load_topic
 
 from conftest import DS, REPO
 
@@ -163,27 +163,27 @@ def test_data_docs_are_built_without_record_values(tmp_path):
         assert value not in text
 
 
-# --- write-audit-publish through tasks.run_* ------------------------------------------------------
+# --- write-audit-publish through stages.run_* ------------------------------------------------------
 
 
 def run_stages(raw_root, out, staging, topics):
     """discover → hash → chunk → prompt → scrub → validate → publish, as the DAG's tasks would."""
-    from pipeline_hub import tasks
+    from pipeline_hub import stages
     from pipeline_hub.config import Settings
 
     settings = Settings.from_env(raw_root=str(raw_root), sanitized_root=str(out), staging_root=str(staging))
-    found = tasks.run_discover(settings, DS, topics, None)
-    planned = tasks.run_hash(settings, found, run_id="manual__wap", row_limit=None, llm_conn_id="llm_default")
-    for item in tasks.run_chunk(planned["plan_uri"]):
-        tasks.run_prompt(item)
+    found = stages.run_discover(settings, DS, topics, None)
+    planned = stages.run_hash(settings, found, run_id="manual__wap", row_limit=None, llm_conn_id="llm_default")
+    for item in stages.run_chunk(planned["plan_uri"]):
+        stages.run_prompt(item)
     published, failed = {}, {}
     for topic in planned["pending"]:
-        tasks.run_scrub(planned["plan_uri"], topic)
-        validated = tasks.run_validate(planned["plan_uri"], topic)
+        stages.run_scrub(planned["plan_uri"], topic)
+        validated = stages.run_validate(planned["plan_uri"], topic)
         assert set(validated) == {"topic", "success", "failed", "data_docs"}
         try:
-            published[topic] = tasks.run_publish(planned["plan_uri"], topic)
-        except tasks.QualityGateFailed as exc:
+            published[topic] = stages.run_publish(planned["plan_uri"], topic)
+        except stages.QualityGateFailed as exc:
             failed[topic] = exc
     return published, failed
 
@@ -254,14 +254,14 @@ def test_failing_topic_is_quarantined_others_publish_counts_add_up(stub, raw_zon
 
 
 def test_topic_asset_is_the_partition_root_without_connection_id():
-    from pipeline_hub.lineage import topic_asset
+    from pipeline_hub.orchestration.lineage import topic_asset
 
     asset = topic_asset("industry_classification", "s3://aws_default@sanitized")
     assert asset.uri == "s3://sanitized/sanitized_data/industry_classification"
 
 
 def test_read_events_of_the_file_transport(tmp_path):
-    from pipeline_hub.lineage import describe_events, event_datasets, read_events
+    from pipeline_hub.orchestration.lineage import describe_events, event_datasets, read_events
 
     def event(t, kind, inputs, outputs):
         return {

@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_hub import athena
+from pipeline_hub.analytics import athena
+from pipeline_hub.analytics.query import connect, run_query
 from pipeline_hub.cli import app
 from pipeline_hub.config import include_dir
-from pipeline_hub.erasure import erase_subject
-from pipeline_hub.pipeline import run_pipeline
-from pipeline_hub.publish import METRICS_SCHEMA, QUARANTINE_SCHEMA, published_schema
-from pipeline_hub.query import connect, run_query
-from pipeline_hub.registry import list_topics, load_topic
+from pipeline_hub.governance.erasure import erase_subject
+from pipeline_hub.prompts.registry import list_topics, load_topic
+from pipeline_hub.stages.publish import METRICS_SCHEMA, QUARANTINE_SCHEMA, published_schema
+from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO, llm_conn
 

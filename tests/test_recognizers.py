@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_hub.pii_config import ScrubConfig
-from pipeline_hub.pii_engine import PiiAnalyzer
-from pipeline_hub.recognizers import CrmCreditCardRecognizer, CrmPhoneRecognizer
+from pipeline_hub.pii.config import ScrubConfig
+from pipeline_hub.pii.engine import PiiAnalyzer
+from pipeline_hub.pii.recognizers import CrmCreditCardRecognizer, CrmPhoneRecognizer
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +267,7 @@ def test_secret_look_alikes(found, text):
 def test_secret_patterns_come_from_detect_secrets():
     from detect_secrets.plugins.openai import OpenAIDetector
 
-    from pipeline_hub.recognizers_secrets import detect_secrets_patterns
+    from pipeline_hub.pii.recognizers.secrets import detect_secrets_patterns
 
     regexes = [r for _, r in detect_secrets_patterns()]
     assert OpenAIDetector.denylist[0] in regexes and len(regexes) >= 20
@@ -295,6 +295,6 @@ def test_names_in_email_layout(found, text, name):
     "text", ["Thanks,\nThe Acme Team", "Reminder: renewals are due.", "Regards,\nSales Department\n"]
 )
 def test_email_layout_look_alikes_are_not_names(found, text):
-    from pipeline_hub.recognizers_person import SignatureNameRecognizer
+    from pipeline_hub.pii.recognizers.person import SignatureNameRecognizer
 
     assert SignatureNameRecognizer().analyze(text, ["PERSON"]) == []

@@ -6,7 +6,7 @@ import jinja2
 import pytest
 
 from pipeline_hub.config import include_dir
-from pipeline_hub.registry import RegistryError, list_topics, load_topic
+from pipeline_hub.prompts.registry import RegistryError, list_topics, load_topic
 
 TOPICS = ["company_matching", "contact_extraction", "industry_classification", "use_case_extraction"]
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_hub import retention
 from pipeline_hub.cli import app
+from pipeline_hub.governance import retention
 
 from conftest import REPO
 

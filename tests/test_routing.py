@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from pipeline_hub import reasons
-from pipeline_hub.plan import RunPlan, TopicPlan
-from pipeline_hub.prompting import prompt_records
+from pipeline_hub.prompts.registry import RegistryError, load_topic
 from pipeline_hub.providers import LLMHook, ProviderError
-from pipeline_hub.registry import RegistryError, load_topic
-from pipeline_hub.routing import ProviderSpec, estimate_tokens, resolve_routes
+from pipeline_hub.providers.routing import ProviderSpec, estimate_tokens, resolve_routes
+from pipeline_hub.stages.plan import RunPlan, TopicPlan
+from pipeline_hub.stages.prompt import prompt_records
 from pipeline_hub.testing.stub_llm import FaultPlan, StubLLMServer
 
 from conftest import REPO, llm_conn

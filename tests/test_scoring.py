@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_hub import metrics
 from pipeline_hub.cli import app
 from pipeline_hub.config import include_dir
-from pipeline_hub.scoring import examples_sha256, load_examples, score_version
+from pipeline_hub.lifecycle import metrics
+from pipeline_hub.lifecycle.scoring import examples_sha256, load_examples, score_version
 
 from lifecycle_helpers import oracle, responder
 

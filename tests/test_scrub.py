@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 
-from pipeline_hub import pii_engine
-from pipeline_hub.pii_config import PiiConfigError, ScrubConfig, TopicPii, input_policy, is_loopback
-from pipeline_hub.pii_engine import Detection, PiiAnalyzer, resolve_overlaps
-from pipeline_hub.pseudonym import pseudonymize
-from pipeline_hub.registry import load_topic
-from pipeline_hub.scrub import Scrubber, is_pseudonym, scrub_topic
+from pipeline_hub.pii import engine as pii_engine
+from pipeline_hub.pii.config import PiiConfigError, ScrubConfig, TopicPii, input_policy, is_loopback
+from pipeline_hub.pii.engine import Detection, PiiAnalyzer, resolve_overlaps
+from pipeline_hub.pii.pseudonym import pseudonymize
+from pipeline_hub.prompts.registry import load_topic
+from pipeline_hub.stages.scrub import Scrubber, is_pseudonym, scrub_topic
 
 from conftest import REPO
 
@@ -310,7 +310,7 @@ def test_only_outside_parts_of_a_detail_are_analyzed(scrubber):
     ],
 )
 def test_record_ids_holding_pii_become_pseudonyms(scrubber, record_id, kind):
-    from pipeline_hub.scrub import _published_ids, needs_analysis
+    from pipeline_hub.stages.scrub import _published_ids, needs_analysis
 
     ids = [record_id, f"{record_id}#0123abcd:9"] if needs_analysis(record_id) else []
     mapping, counts = _published_ids(scrubber, ids, scrubber.detect(ids))
@@ -323,7 +323,7 @@ def test_record_ids_holding_pii_become_pseudonyms(scrubber, record_id, kind):
 
 
 def test_ids_whose_pseudonyms_coincide_stay_unique(scrubber):
-    from pipeline_hub.scrub import _published_ids
+    from pipeline_hub.stages.scrub import _published_ids
 
     ids = ["Jane.Roe@example.org", "jane.roe@example.org"]
     mapping, _ = _published_ids(scrubber, ids, scrubber.detect(ids))
@@ -333,7 +333,7 @@ def test_ids_whose_pseudonyms_coincide_stay_unique(scrubber):
 def test_answers_are_cast_to_published_types_and_kept_fields_become_json_text():
     import pyarrow as pa
 
-    from pipeline_hub.casting import CastError, cast_row, cast_value, json_text
+    from pipeline_hub.stages.casting import CastError, cast_row, cast_value, json_text
 
     types = {"n": pa.int64(), "x": pa.float64(), "items": pa.list_(pa.struct([pa.field("t", pa.string())]))}
     row = {"record_id": "r", "hq": {"a": 1}, "n": 2.0, "x": 1, "items": [{"t": "a", "extra": 1}], "undeclared": 1}

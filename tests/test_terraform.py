@@ -1,8 +1,8 @@
 """Terraform under infra/terraform: every file parses (python-hcl2) and is in ``terraform fmt``'s canonical
 layout, checked by ``terraform fmt -check`` when the binary is installed and always by the offline port
 of its rules (infra/terraform/tools/hclfmt.py, which must agree with ``terraform fmt``). The Terraform
-stays consistent with the project: Glue tables generated from pipeline_hub.athena, bucket prefixes and
-retention from README "Data layout", infra/s3/raw-lifecycle.json and pipeline_hub.retention, and the
+stays consistent with the project: Glue tables generated from pipeline_hub.analytics.athena, bucket prefixes and
+retention from README "Data layout", infra/s3/raw-lifecycle.json and pipeline_hub.governance.retention, and the
 security properties of issue 6 (KMS rotation, TLS/KMS-only bucket policies, no delete on raw batches, CI
 role bound to one repository and branch). Checkov runs separately (``make checkov``)."""
 
@@ -21,8 +21,9 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
-from pipeline_hub import athena, retention
+from pipeline_hub.analytics import athena
 from pipeline_hub.config import include_dir
+from pipeline_hub.governance import retention
 
 from conftest import REPO
 
@@ -204,7 +205,7 @@ def test_offline_formatter_agrees_with_terraform_fmt_on_the_sample():
     assert terraform_fmt(CANONICAL) == CANONICAL
 
 
-# --- Glue tables from pipeline_hub.athena ----------------------------------------------------------------
+# --- Glue tables from pipeline_hub.analytics.athena ----------------------------------------------------------------
 
 
 def test_glue_tables_json_is_generated_from_athena():

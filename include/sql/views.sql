@@ -2,7 +2,7 @@
 -- `{root}` is the sanitized root (s3://<bucket> or a local folder), `{include}` the project's include/
 -- folder. Partitions are Hive-style (ds=YYYY-MM-DD), so `ds` is a column. Only committed files
 -- (part-*.parquet) are read; _manifest.json and _tmp-* objects are ignored.
--- pipeline_hub.query creates a topic view only when its topic has published files, and a joined view
+-- pipeline_hub.analytics.query creates a topic view only when its topic has published files, and a joined view
 -- only when every view it reads exists. Athena/Glue tables for the same layout: athena_tables.sql.
 
 CREATE OR REPLACE VIEW industry_classification AS
@@ -73,6 +73,6 @@ CREATE OR REPLACE VIEW companies AS
 CREATE OR REPLACE VIEW llm_usage AS
   SELECT * FROM read_parquet('{root}/metrics/llm_usage/*/*.parquet', hive_partitioning = true, union_by_name = true);
 
--- GDPR erasure audit log (pipeline_hub.erasure): one record per erasure, never the subject's value.
+-- GDPR erasure audit log (pipeline_hub.governance.erasure): one record per erasure, never the subject's value.
 CREATE OR REPLACE VIEW erasure_audit AS
   SELECT * FROM read_json('{root}/_audit/erasure/*.jsonl', format = 'newline_delimited', union_by_name = true);

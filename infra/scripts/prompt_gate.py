@@ -9,7 +9,7 @@ For each changed topic, with ``P`` = its ``prod`` version at ``--head`` and ``B`
 
 1. ``pipeline-hub score --topic T --version P`` (and ``--version B`` when prod moved and ``B`` still exists):
    the full labelled examples through the production prompt stage, against ``--conn``;
-2. the gate ``pipeline-hub promote`` applies (:func:`pipeline_hub.promotion.evaluate_gate`), with ``B`` as
+2. the gate ``pipeline-hub promote`` applies (:func:`pipeline_hub.lifecycle.promotion.evaluate_gate`), with ``B`` as
    the version to compare with (prod set back to ``B`` in a scratch copy of the registry; the checkout is
    not touched): ``gate.min``, ``gate.max_invalid_rate``, ``gate.max_regression`` against ``B``,
    ``gate.max_cost_increase``. Unchanged prod: ``P`` must still pass against itself (minimum, invalid rate).
@@ -86,7 +86,7 @@ def score(topic: str, version: str, conn: str) -> None:
 
 def gate(topic: str, candidate: str, baseline: str, prompts_dir: Path) -> dict[str, Any]:
     """:func:`evaluate_gate` for ``candidate`` with ``baseline`` as prod, in a scratch copy of the registry."""
-    from pipeline_hub.promotion import evaluate_gate, set_pointer
+    from pipeline_hub.lifecycle.promotion import evaluate_gate, set_pointer
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "prompts"
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from pipeline_hub.config import include_dir
-    from pipeline_hub.promotion import PromotionError
+    from pipeline_hub.lifecycle.promotion import PromotionError
 
     prompts_dir = include_dir() / "prompts"
     try:

@@ -43,7 +43,7 @@ class ResponseCache(Protocol):
 
 
 class PurgeableCache(ResponseCache, Protocol):
-    """A cache that can also enumerate and delete entries (GDPR erasure, :mod:`pipeline_hub.erasure`)."""
+    """A cache that can also enumerate and delete entries (GDPR erasure, :mod:`pipeline_hub.governance.erasure`)."""
 
     def keys(self) -> Iterator[str]: ...
 

@@ -1,6 +1,6 @@
 # Glue catalog tables over the sanitized zone's Hive-partitioned Parquet, and an Athena workgroup with
 # KMS-encrypted results. The columns, partitions and table properties come from the same source as
-# include/sql/athena_tables.sql (pipeline_hub.athena, via tools/glue_tables.py), so the catalog cannot
+# include/sql/athena_tables.sql (pipeline_hub.analytics.athena, via tools/glue_tables.py), so the catalog cannot
 # drift from the Parquet the publish stage writes. Partition projection makes a new ds= partition
 # queryable at once: no crawler and no MSCK REPAIR TABLE (Athena user guide, "Partition projection").
 

@@ -35,7 +35,7 @@ variable "kms_key_arn" {
 }
 
 variable "tables" {
-  description = "Tables: name -> {comment, folder, columns, partitions, parameters}, as written by tools/glue_tables.py from pipeline_hub.athena."
+  description = "Tables: name -> {comment, folder, columns, partitions, parameters}, as written by tools/glue_tables.py from pipeline_hub.analytics.athena."
   type = map(object({
     comment    = string
     folder     = string

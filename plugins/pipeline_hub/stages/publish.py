@@ -1,0 +1,437 @@
+"""The publish stage: sanitized Parquet, quarantine, manifest and publication index, written atomically.
+
+Layout under the sanitized root (Hive-style partitions, readable by DuckDB and Athena)::
+
+    sanitized_data/<topic>/ds=<ds>/part-00000.parquet   published rows (zstd), lineage in every row
+    sanitized_data/<topic>/ds=<ds>/_manifest.json       written last: the commit point of a publication
+    quarantine/<topic>/ds=<ds>/part-00000.parquet        quarantined records with reason and detail
+    quarantine/<topic>/ds=<ds>/_manifest.json            manifest of a topic that failed its quality gate
+    _index/<topic>/ds=<ds>.json                         publication index: what the partition holds
+    _index/<topic>/batches/<batch_hash>/ds=<ds>.json    where a batch was published (pipeline_hub.stages.pubindex)
+
+One Parquet object per topic and partition: S3 makes a PUT/copy visible only when complete and a
+local rename is atomic, so readers never see a half-written batch. Files starting with ``_`` are
+ignored by Athena/Hive and by our DuckDB views.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline_hub import __version__, reasons, storage
+from pipeline_hub.config import REPO_DIR
+from pipeline_hub.exceptions import ConservationError, QualityGateFailed
+from pipeline_hub.governance.erasure import ERASED_REASON, erased_pseudonyms, suppress_erased
+from pipeline_hub.quality import LINEAGE_COLUMNS, failed_expectations
+from pipeline_hub.stages import pubindex
+from pipeline_hub.stages.casting import json_text
+from pipeline_hub.stages.chunk import object_listing
+from pipeline_hub.stages.plan import RunPlan, plan_topic
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("source_uri", pa.string()),
+        ("position", pa.int64()),
+        ("raw_answer", pa.string()),  # the last invalid LLM answer, PII-scrubbed (invalid_output only)
+        ("batch_hash", pa.string()),
+        ("prompt_name", pa.string()),
+        ("prompt_version", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+
+
+def arrow_type(schema: dict[str, Any]) -> pa.DataType:
+    """Arrow type for a JSON Schema (Draft 2020-12 subset used by output schemas).
+
+    object → struct (properties in declared order), array → list, string → string, number → float64,
+    integer → int64, boolean → bool; ``["T", "null"]`` → nullable T. Raises ``ValueError`` otherwise.
+    """
+    types = schema.get("type")
+    if isinstance(types, list):
+        non_null = [t for t in types if t != "null"]
+        if len(non_null) != 1:
+            raise ValueError(f"unsupported JSON Schema union type {types}")
+        types = non_null[0]
+    if types is None and "enum" in schema:
+        types = "string"
+    if types == "object":
+        return pa.struct([pa.field(k, arrow_type(v)) for k, v in schema.get("properties", {}).items()])
+    if types == "array":
+        return pa.list_(arrow_type(schema.get("items", {"type": "string"})))
+    mapping = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
+    if types in mapping:
+        return mapping[types]
+    raise ValueError(f"unsupported JSON Schema type {types!r}")
+
+
+def published_schema(output_schema: dict[str, Any], keep_fields: list[str]) -> pa.Schema:
+    """Lineage columns, then kept input fields (strings), then the answer's top-level properties."""
+    fields = [pa.field(c, pa.string(), nullable=False) for c in LINEAGE_COLUMNS]
+    fields += [pa.field(f, pa.string()) for f in keep_fields]
+    fields += [pa.field(k, arrow_type(v)) for k, v in output_schema.get("properties", {}).items()]
+    return pa.schema(fields)
+
+
+def parquet_bytes(table: pa.Table, metadata: dict[str, str]) -> bytes:
+    """Serialise ``table`` as Parquet (zstd) with ``metadata`` merged into the key-value metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta.update({k.encode(): v.encode() for k, v in metadata.items()})
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+    return buf.getvalue()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``PIPELINE_HUB_CODE_VERSION``, else the git commit of the checkout, else the package version."""
+    if env := os.environ.get("PIPELINE_HUB_CODE_VERSION"):
+        return env
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return f"{__version__}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def partition(root: str, zone: str, topic: str, ds: str):
+    """``<root>/<zone>/<topic>/ds=<ds>`` as an ObjectStoragePath."""
+    return storage.join(root, zone, topic, f"ds={ds}")
+
+
+def write_table(path, rows: list[dict], schema: pa.Schema, metadata: dict[str, str]) -> None:
+    """Write ``rows`` (dicts keyed by column) as one Parquet object at ``path``, atomically."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    storage.write_bytes_atomic(path, parquet_bytes(table, metadata))
+
+
+def lineage_metadata(manifest: dict[str, Any]) -> dict[str, str]:
+    """Parquet key-value metadata: the manifest's identity fields as strings (``pipeline_hub.*`` keys).
+
+    Keys: ``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``, ``model``, ``provider``,
+    ``code_version``, ``prompt_name``, ``prompt_version``, ``template_sha256``, ``prompt`` (JSON),
+    ``inputs`` (JSON list of raw objects with SHA-256 and size), ``quality`` (JSON: suite, success,
+    failed blocking expectations, Data Docs URI), each prefixed ``pipeline_hub.``.
+    """
+    keys = ("topic", "ds", "status", "batch_hash", "run_id", "model", "provider", "code_version")
+    meta = {f"pipeline_hub.{k}": str(manifest.get(k)) for k in keys}
+    prompt = manifest["prompt"]
+    meta.update({f"pipeline_hub.prompt_{k}": str(prompt[k]) for k in ("name", "version")})
+    meta["pipeline_hub.template_sha256"] = str(prompt["template_sha256"])
+    meta["pipeline_hub.prompt"] = json.dumps(prompt, sort_keys=True)
+    meta["pipeline_hub.inputs"] = json.dumps(manifest["inputs"], sort_keys=True)
+    quality = manifest.get("quality") or {}
+    meta["pipeline_hub.quality"] = json.dumps(
+        {
+            "suite": quality.get("suite"),
+            "success": quality.get("success"),
+            "failed": failed_expectations(quality) if "expectations" in quality else [],
+            "data_docs": quality.get("data_docs"),
+        },
+        sort_keys=True,
+    )
+    return meta
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("run_id", pa.string()),
+        ("batch_hash", pa.string()),
+        ("prompt_version", pa.string()),
+        ("provider", pa.string()),
+        ("model", pa.string()),
+        ("records_in", pa.int64()),
+        ("published", pa.int64()),
+        ("quarantined", pa.int64()),
+        ("llm_calls", pa.int64()),
+        ("cache_hits", pa.int64()),
+        ("cache_hit_rate", pa.float64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("latency_p50_s", pa.float64()),
+        ("latency_p95_s", pa.float64()),
+        ("budget_cap_usd", pa.float64()),
+        ("budget_exceeded", pa.bool_()),
+        ("finished_at", pa.string()),
+    ]
+)
+
+
+def write_metrics(sanitized_root: str, manifest: dict[str, Any]) -> None:
+    """One row of LLM usage for a publication at ``metrics/llm_usage/ds=<ds>/<topic>.parquet``.
+
+    Columns: :data:`METRICS_SCHEMA` (tokens, cost in USD, calls, cache hit rate, p50/p95 latency in s).
+    """
+    usage, counts = manifest["usage"], manifest["counts"]
+    row = {
+        "topic": manifest["topic"],
+        "run_id": manifest["run_id"],
+        "batch_hash": manifest["batch_hash"],
+        "prompt_version": manifest["prompt"]["version"],
+        "provider": manifest["provider"],
+        "model": manifest["model"],
+        "records_in": counts["in"],
+        "published": counts["published"],
+        "quarantined": counts["quarantined_total"],
+        "budget_cap_usd": manifest["budget"]["cap_usd"],
+        "finished_at": manifest["finished_at"],
+        **{
+            k: usage.get(k)
+            for k in (
+                "llm_calls",
+                "cache_hits",
+                "cache_hit_rate",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost_usd",
+                "latency_p50_s",
+                "latency_p95_s",
+                "budget_exceeded",
+            )
+        },
+    }
+    path = storage.join(sanitized_root, "metrics", "llm_usage", f"ds={manifest['ds']}", f"{manifest['topic']}.parquet")
+    write_table(path, [row], METRICS_SCHEMA, lineage_metadata(manifest))
+
+
+def _collect_stats(answers_dir) -> dict[str, Any]:
+    """Per-topic usage from the chunks' ``_stats-*.json``: totals, cost, cache hit rate, p50/p95 latency."""
+    import numpy as np
+
+    keys = ("records", "llm_calls", "cache_hits", "prompt_tokens", "completion_tokens")
+    totals: Counter = Counter({k: 0 for k in keys})
+    cost, latencies, exceeded, routes = 0.0, [], False, Counter()
+    if answers_dir.exists():
+        for p in answers_dir.iterdir():
+            if p.name.startswith("_stats-"):
+                s = storage.read_json(answers_dir / p.name)
+                totals.update({k: s[k] for k in keys})
+                cost += s["cost_usd"]
+                latencies += s["record_latencies_s"]
+                exceeded = exceeded or bool(s["quarantined"].get("budget_exceeded"))
+                routes.update(s.get("routes") or {})
+    lookups = totals["cache_hits"] + totals["llm_calls"]
+    p50, p95 = np.percentile(latencies, [50, 95]).round(4).tolist() if latencies else (None, None)
+    return {
+        **dict(totals),
+        "cost_usd": round(cost, 6),
+        "cache_hit_rate": round(totals["cache_hits"] / lookups, 4) if lookups else None,
+        "latency_p50_s": p50,
+        "latency_p95_s": p95,
+        "budget_exceeded": exceeded,
+        "records_by_route": dict(routes),
+    }
+
+
+def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
+    """Task ``publish`` (per topic): Parquet + quarantine + manifest (last) + index entry.
+
+    The partition's index entry is removed first and written last, and only when no record is
+    quarantined for a reason the next run can cure (``provider_error``, ``budget_exceeded``;
+    :mod:`pipeline_hub.stages.pubindex`); the manifest's ``reuse`` names the earlier publications of the
+    same batch and the one that first paid for its answers.
+
+    Returns the publish summary (``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``,
+    ``prompt_version``, ``model``, counts, ``usage``, ``answers_first_paid_in`` (the ``ds`` whose
+    run first paid for these answers, or None), ``manifest`` URI, ``dataset`` = URI of the topic's
+    sanitized partition root). Raises :class:`QualityGateFailed` after quarantining the topic
+    when a blocking expectation of its GX suite failed, and :class:`ConservationError` (publishing
+    nothing) when records in != published + quarantined.
+    """
+    return publish_topic(plan_uri, topic_name)[0]
+
+
+def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`run_publish`, returning ``(summary, manifest)`` (the manifest for lineage, not XCom)."""
+    plan = RunPlan.load(plan_uri)
+    tp, topic = plan_topic(plan, topic_name)
+    stage = storage.join(plan.staging, "scrubbed", topic.name)
+    rows = storage.read_jsonl(stage / "rows.jsonl")
+    quarantine = storage.read_jsonl(stage / "quarantine.jsonl")
+    quality = storage.read_json(stage / "_quality.json")
+    scrub_summary = storage.read_json(stage / "_summary.json")
+    source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
+    lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": tp.model or plan.model, "run_id": plan.run_id}
+    # GDPR erasure is permanent: rows of a subject erased earlier stay out, even from a re-processed batch.
+    rows, quarantine, suppressed = suppress_erased(rows, quarantine, erased_pseudonyms(plan.settings["sanitized_root"]))
+    if suppressed:
+        log.info("topic %s: %d rows of erased data subjects quarantined as %s", topic.name, suppressed, ERASED_REASON)
+    if not quality["success"]:
+        # Made after the scrub stage (published as is): the expectation names are ours, no outside text.
+        detail = reasons.plain(
+            reasons.detail("topic failed quality gate: {failed}", failed=", ".join(failed_expectations(quality)))
+        )
+        quarantine += [
+            {
+                "record_id": r["record_id"],
+                "reason": reasons.QUALITY_FAILED,
+                "detail": detail,
+                "source_uri": None,
+                "position": None,
+            }
+            for r in rows
+        ]
+        rows = []
+    records_in = source_counts["staged"] + sum(source_counts["rejected"].values())
+    by_reason = Counter(q["reason"] for q in quarantine)
+    counts = {
+        "rows_read": source_counts["rows_read"],
+        "duplicates_dropped": source_counts["duplicates_dropped"],
+        "in": records_in,
+        "published": len(rows),
+        "quarantined": dict(by_reason),
+        "quarantined_total": sum(by_reason.values()),
+    }
+    if counts["in"] != counts["published"] + counts["quarantined_total"]:
+        raise ConservationError(
+            f"topic {topic.name}: in={counts['in']} != published={counts['published']} + "
+            f"quarantined={counts['quarantined_total']}"
+        )
+    source = plan.sources[tp.source]
+    objects, counts["objects"] = object_listing(plan, tp.source)  # every raw object: read/skipped/rejected
+    usage = _collect_stats(storage.join(plan.staging, "answers", topic.name))
+    if usage["budget_exceeded"]:
+        log.warning(
+            "topic %s: budget cap of %s USD reached; %d records quarantined as budget_exceeded",
+            topic.name,
+            plan.budget_usd,
+            by_reason.get("budget_exceeded", 0),
+        )
+    status = "published" if quality["success"] else "quarantined_quality"
+    data_dir = partition(plan.settings["sanitized_root"], "sanitized_data", topic.name, plan.ds)
+    q_dir = partition(plan.settings["sanitized_root"], "quarantine", topic.name, plan.ds)
+    manifest_path = (data_dir if quality["success"] else q_dir) / "_manifest.json"
+    finished_at = now()
+    identity = plan.identity(tp)
+    this = {"ds": plan.ds, "run_id": plan.run_id, "manifest": storage.public_uri(manifest_path)}
+    reuse = pubindex.reuse_lineage(
+        plan.settings["sanitized_root"], topic.name, identity, usage, {**this, "published_at": finished_at}
+    )
+    manifest = {
+        "topic": topic.name,
+        "ds": plan.ds,
+        "status": status,
+        "batch_hash": tp.batch_hash,
+        "inputs": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in source["objects"]],
+        "objects": objects,
+        "prompt": {
+            "name": topic.name,
+            "version": topic.version,
+            "template_sha256": topic.prompt.template_sha256,
+        },
+        "provider": plan.provider,
+        "model": tp.model or plan.model,
+        "routes": tp.routes,
+        "generation_params": topic.prompt.model_params,
+        "run_id": plan.run_id,
+        "code_version": code_version(),
+        "row_limit": plan.row_limit,
+        "counts": counts,
+        "quality": quality,
+        "pii_found": scrub_summary["pii_found"],
+        "usage": usage,
+        "budget": {"cap_usd": plan.budget_usd, "spent_usd": usage["cost_usd"], "exceeded": usage["budget_exceeded"]},
+        "reuse": reuse,
+        "started_at": plan.started_at,
+        "finished_at": finished_at,
+        "outputs": {
+            "data": storage.public_uri(data_dir / "part-00000.parquet") if rows else None,
+            "quarantine": storage.public_uri(q_dir / "part-00000.parquet") if quarantine else None,
+            "data_docs": quality.get("data_docs"),
+        },
+    }
+    summary = {
+        "topic": topic.name,
+        "ds": plan.ds,
+        "status": status,
+        "batch_hash": tp.batch_hash,
+        "run_id": plan.run_id,
+        "prompt_version": topic.version,
+        "model": manifest["model"],
+        **{k: counts[k] for k in ("in", "published")},
+        "quarantined": counts["quarantined"],
+        "quarantined_total": counts["quarantined_total"],
+        "usage": manifest["usage"],
+        "answers_first_paid_in": (reuse["answers_first_paid_in"] or {}).get("ds"),
+        "manifest": storage.public_uri(manifest_path),
+        "dataset": storage.public_uri(data_dir.parent),
+    }
+    meta = lineage_metadata(manifest)
+    # Not "published" while the partition is being written: a crash from here on leaves no stale skip.
+    pubindex.invalidate(plan.settings["sanitized_root"], topic.name, plan.ds)
+    if quarantine:
+        q_rows = [
+            {
+                **q,
+                "batch_hash": tp.batch_hash,
+                "prompt_name": topic.name,
+                "prompt_version": topic.version,
+                "run_id": plan.run_id,
+            }
+            for q in quarantine
+        ]
+        write_table(q_dir / "part-00000.parquet", q_rows, QUARANTINE_SCHEMA, meta)
+    elif (q_dir / "part-00000.parquet").exists():
+        (q_dir / "part-00000.parquet").unlink()  # nothing quarantined now: drop an earlier run's records
+    if not quality["success"]:
+        storage.write_json(manifest_path, manifest)
+        raise QualityGateFailed(
+            f"topic {topic.name}: topic failed quality gate: {', '.join(failed_expectations(quality))}; "
+            f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}"
+            + (f"; Data Docs: {quality['data_docs']}" if quality.get("data_docs") else ""),
+            summary=summary,
+            manifest=manifest,
+        )
+    if rows:
+        schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
+        published = [{**{c: lineage[c] for c in LINEAGE_COLUMNS if c != "record_id"}, **r} for r in rows]
+        for r in published:  # the scrub stage made them text already; rows staged by older code may not be
+            for f in topic.keep_fields:
+                r[f] = json_text(r.get(f))
+        write_table(data_dir / "part-00000.parquet", published, schema, meta)
+    elif (data_dir / "part-00000.parquet").exists():
+        (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
+    write_metrics(plan.settings["sanitized_root"], manifest)
+    storage.write_json(manifest_path, manifest)
+    if (q_dir / "_manifest.json").exists():
+        (q_dir / "_manifest.json").unlink()  # an earlier attempt's failed-gate manifest no longer holds
+    pubindex.record(
+        plan.settings["sanitized_root"],
+        topic.name,
+        identity,
+        manifest_uri=this["manifest"],
+        run_id=plan.run_id,
+        published_at=finished_at,
+        reuse=reuse,
+        quarantined=counts["quarantined"],
+    )
+    log.info("publish %s: %s", topic.name, summary)
+    return summary, manifest
