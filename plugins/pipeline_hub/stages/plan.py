@@ -39,7 +39,8 @@ class TopicPlan:
     batch_hash: str | None = None
     status: str = "pending"  # pending | skipped_published | no_input (reasons.NO_INPUT)
     published_manifest: str | None = None
-    # Resolved routes (pipeline_hub.providers.routing.resolve_routes): mode, primary/long_input/fallback {conn_id, model}.
+    # Resolved routes (pipeline_hub.providers.routing.resolve_routes): mode, primary/long_input/fallback
+    # {conn_id, model}.
     routes: dict[str, Any] = field(default_factory=dict)
 
     @property
