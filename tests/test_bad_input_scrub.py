@@ -21,10 +21,10 @@ from pipeline_hub import chunking, reasons
 from pipeline_hub.erasure import erase_subject
 from pipeline_hub.pipeline import run_pipeline
 from pipeline_hub.pseudonym import load_key, pseudonymize
-from pipeline_hub.testing.stub_llm import schema_of
 
 from bad_input_support import assert_conservation, assert_nothing_raw, published_rows, quarantine_rows
 from conftest import DS, REPO
+from support.stub_llm import schema_of
 
 TOPIC = "industry_classification"  # keep_fields name, headquarters (both keep_as_is), source companies
 

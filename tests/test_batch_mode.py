@@ -16,9 +16,9 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from pipeline_hub import tasks
 from pipeline_hub.config import Settings
 from pipeline_hub.providers.batch import ChunkBatchOperator
-from pipeline_hub.testing.stub_llm import FaultPlan
 
 from conftest import DS, REPO
+from support.stub_llm import FaultPlan
 
 TOPIC = "industry_classification"
 

@@ -14,9 +14,9 @@ from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.providers.cache import cache_key, open_cache
 from pipeline_hub.registry import load_topic
 from pipeline_hub.tasks import max_chunks_per_source
-from pipeline_hub.testing.stub_llm import FaultPlan
 
 from conftest import DS, llm_conn
+from support.stub_llm import FaultPlan
 
 TOPIC = load_topic("industry_classification")
 

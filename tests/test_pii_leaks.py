@@ -15,9 +15,9 @@ import pytest
 from pipeline_hub import prompting, tasks
 from pipeline_hub.config import Settings
 from pipeline_hub.pseudonym import load_key, pseudonymize
-from pipeline_hub.testing.stub_llm import schema_of
 
 from conftest import DS
+from support.stub_llm import schema_of
 
 SEEDED = {
     "name": "Quentin Zarkowsky",

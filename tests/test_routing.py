@@ -14,9 +14,9 @@ from pipeline_hub.prompting import prompt_records
 from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.registry import RegistryError, load_topic
 from pipeline_hub.routing import ProviderSpec, estimate_tokens, resolve_routes
-from pipeline_hub.testing.stub_llm import FaultPlan, StubLLMServer
 
 from conftest import REPO, llm_conn
+from support.stub_llm import FaultPlan, StubLLMServer
 
 TOPIC = load_topic("industry_classification")
 
