@@ -5,7 +5,7 @@ import sys
 
 from conftest import REPO
 
-TARGETS = ["plugins", "dags", "tests", "benchmarks"]
+TARGETS = ["plugins", "dags", "tests", "benchmarks", "infra/devservices"]
 
 
 def test_ruff_check():
