@@ -323,8 +323,8 @@ def test_assemble_arguments_for_installed_model_package(tmp_path):
 
 
 def test_services_commands_are_an_entry_point_of_the_cli_group():
-    found = {ep.name: ep.value for ep in entry_points(group="pipeline_hub.cli")}
-    assert found.get("services") == "pipeline_hub_dev.cli:app"
+    (services,) = [ep for ep in entry_points(group="pipeline_hub.cli") if ep.name == "services"]
+    assert services.value == "pipeline_hub_dev.cli:app" and services.load() is cli.app
     assert issubclass(ServiceError, PipelineHubError) and issubclass(ServiceError, RuntimeError)
 
 
