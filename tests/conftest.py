@@ -46,7 +46,7 @@ def llm_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def stub_server():
-    from pipeline_hub.testing.stub_llm import StubLLMServer
+    from support.stub_llm import StubLLMServer
 
     server = StubLLMServer()
     server.start()
@@ -80,7 +80,7 @@ def raw_zone(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def seaweed(tmp_path_factory):
     """A private SeaweedFS S3 server on loopback for one test module, with buckets ``raw`` and ``sanitized``."""
-    from pipeline_hub.services import SeaweedFS
+    from pipeline_hub_dev.seaweedfs import SeaweedFS
 
     s3 = SeaweedFS(tmp_path_factory.mktemp("s3"), buckets=("raw", "sanitized"))
     s3.start()

@@ -55,7 +55,7 @@ def wait_for(what, check, timeout, procs):
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory, seaweed, stub_server):
-    from pipeline_hub.services import find_free_port
+    from pipeline_hub_dev.process import find_free_port
 
     home = tmp_path_factory.mktemp("airflow-backfill")
     port = find_free_port("127.0.0.1")

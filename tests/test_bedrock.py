@@ -18,7 +18,7 @@ from pipeline_hub.providers.hook import CallFailed
 from pipeline_hub.providers.routing import get_hook
 from pipeline_hub.stages.prompt import prompt_records
 from pipeline_hub.stages.runner import run_pipeline
-from pipeline_hub.testing.stub_llm import FaultPlan, closed_port
+from support.stub_llm import FaultPlan, closed_port
 
 from conftest import DS
 

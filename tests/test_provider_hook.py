@@ -14,7 +14,7 @@ from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.providers.cache import open_cache
 from pipeline_hub.providers.hook import CallFailed, CircuitBreaker, ProviderUnavailable, describe_failure
 from pipeline_hub.stages.prompt import prompt_records
-from pipeline_hub.testing.stub_llm import FaultPlan, closed_port
+from support.stub_llm import FaultPlan, closed_port
 
 from conftest import llm_conn
 

@@ -103,7 +103,7 @@ def test_cli_uses_configured_roots(zones, monkeypatch):
 
 
 def test_s3_objects_expire_by_last_modified(tmp_path, monkeypatch):
-    from pipeline_hub.services import SeaweedFS
+    from pipeline_hub_dev.seaweedfs import SeaweedFS
 
     with SeaweedFS(tmp_path / "s3", buckets=("raw", "sanitized")) as s3:
         # A connection id of its own: Airflow caches one file system per connection id per process.

@@ -14,7 +14,7 @@ from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.providers.routing import ProviderSpec, estimate_tokens, resolve_routes
 from pipeline_hub.stages.plan import RunPlan, TopicPlan
 from pipeline_hub.stages.prompt import prompt_records
-from pipeline_hub.testing.stub_llm import FaultPlan, StubLLMServer
+from support.stub_llm import FaultPlan, StubLLMServer
 
 from conftest import REPO, llm_conn
 

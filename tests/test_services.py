@@ -1,4 +1,5 @@
-"""Embedded services manager: a private SeaweedFS on free ports, and up/status/down for ``s3``."""
+"""Dev services (``pipeline_hub_dev``): a private SeaweedFS on free ports, up/status/down for ``s3``, the
+env file, the model assembly and the ``services`` commands."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import sys
 import types
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import boto3
@@ -16,11 +18,16 @@ import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from typer.testing import CliRunner
 
-from pipeline_hub import services
-from pipeline_hub.services import SeaweedFS, SeaweedPorts, find_free_base_port
+import pipeline_hub
+from pipeline_hub.exceptions import PipelineHubError
+from pipeline_hub_dev import cli, llama, manager, process
+from pipeline_hub_dev.errors import ServiceError
+from pipeline_hub_dev.seaweedfs import SeaweedFS, SeaweedPorts, find_free_base_port
 
-PLUGINS = str(Path(services.__file__).resolve().parents[1])
+# Where pipeline_hub_dev and pipeline_hub come from, for subprocesses.
+IMPORT_PATHS = [str(Path(module.__file__).resolve().parents[1]) for module in (manager, pipeline_hub)]
 OVERRIDES = (
     "AIRFLOW_CONN_AWS_DEFAULT",
     "AIRFLOW_CONN_LLM_DEFAULT",
@@ -57,7 +64,7 @@ def group_gone(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return True
-    return not services.process_group_alive(pgid)
+    return not process.process_group_alive(pgid)
 
 
 def source_env(path, *names: str) -> dict[str, str]:
@@ -119,8 +126,8 @@ def test_up_status_down_s3(home, monkeypatch):
     monkeypatch.setenv("PIPELINE_HUB_S3_PORT", str(base))
     # Like `pipeline-hub services up` under make: a separate process whose pipes must not be held open by
     # the server it leaves behind (else this run() would hang until the timeout).
-    code = "import json; from pipeline_hub import services; print(json.dumps(services.up(services=('s3',))))"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PLUGINS, os.environ.get("PYTHONPATH")]))}
+    code = "import json; from pipeline_hub_dev import manager; print(json.dumps(manager.up(services=('s3',))))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [*IMPORT_PATHS, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90, env=env)
     assert proc.returncode == 0, proc.stderr
     first = json.loads(proc.stdout)
@@ -133,10 +140,10 @@ def test_up_status_down_s3(home, monkeypatch):
         assert (home / "s3").is_dir()
         assert "llm" not in first["services"]
 
-        again = services.up(services=("s3",))["services"]["s3"]
+        again = manager.up(services=("s3",))["services"]["s3"]
         assert again["state"] == "already running" and again["pid"] == pid
 
-        by_name = {st.name: st for st in services.status()}
+        by_name = {st.name: st for st in manager.status()}
         assert by_name["s3"].running and by_name["s3"].pid == pid
         assert by_name["s3"].endpoint == f"http://127.0.0.1:{base}"
         assert by_name["s3"].log == home / "logs" / "s3.log"
@@ -166,15 +173,15 @@ def test_up_status_down_s3(home, monkeypatch):
 
         # A shell that sourced env.sh still starts/sees the embedded server (its own conn is no override).
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", values["AIRFLOW_CONN_AWS_DEFAULT"])
-        assert services.up(services=("s3",))["services"]["s3"]["state"] == "already running"
+        assert manager.up(services=("s3",))["services"]["s3"]["state"] == "already running"
     finally:
-        outcome = services.down(services=["s3"])
+        outcome = manager.down(services=["s3"])
     assert outcome == {"s3": "stopped"}
     assert group_gone(pid)
     assert not [p for p in Path("/tmp").glob("seaweedfs-*.sock") if str(base) in p.name]
     assert not (home / "run" / "s3.pid").exists()
-    assert {st.name: st.state for st in services.status()}["s3"] == "stopped"
-    assert services.down() == {"s3": "not running", "llm": "not running"}
+    assert {st.name: st.state for st in manager.status()}["s3"] == "stopped"
+    assert manager.down() == {"s3": "not running", "llm": "not running"}
 
 
 def test_stale_pid_file_is_cleaned(home):
@@ -182,42 +189,42 @@ def test_stale_pid_file_is_cleaned(home):
     dead.wait()
     (home / "run").mkdir(parents=True)
     (home / "run" / "s3.pid").write_text(f"{dead.pid}\n")
-    assert {st.name: st for st in services.status()}["s3"].detail.startswith("stale pid file")
-    assert services.down(services=["s3"]) == {"s3": "stale pid file removed"}
+    assert {st.name: st for st in manager.status()}["s3"].detail.startswith("stale pid file")
+    assert manager.down(services=["s3"]) == {"s3": "stale pid file removed"}
     assert not (home / "run" / "s3.pid").exists()
 
 
 def test_user_overrides_and_missing_llama_cpp(home, monkeypatch):
-    monkeypatch.setattr(services, "llama_cpp_available", lambda: False)
-    result = services.up(services=("llm",))["services"]["llm"]
+    monkeypatch.setattr(manager, "llama_cpp_available", lambda: False)
+    result = manager.up(services=("llm",))["services"]["llm"]
     assert result["state"] == "skipped" and "llama-cpp-python" in result["message"]
 
     external = json.dumps({"conn_type": "aws", "extra": {"endpoint_url": "https://s3.example.com"}})
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", external)
     monkeypatch.setenv("PIPELINE_HUB_LLM_ENDPOINT", "http://gpu-box:8000/v1")
-    out = services.up(services=("s3", "llm"))["services"]
+    out = manager.up(services=("s3", "llm"))["services"]
     assert out["s3"]["state"] == "external" and out["s3"]["endpoint"] == "https://s3.example.com"
     assert out["llm"]["state"] == "external"
     assert not (home / "run" / "s3.pid").exists()
-    states = {st.name: st.state for st in services.status()}
+    states = {st.name: st.state for st in manager.status()}
     assert states == {"s3": "external", "llm": "external"}
 
 
 def test_env_file_is_valid_shell(home, monkeypatch, tmp_path):
-    monkeypatch.setattr(services, "llama_cpp_available", lambda: False)
-    path = services.write_env_file(tmp_path / "env.sh")
+    monkeypatch.setattr(manager, "llama_cpp_available", lambda: False)
+    path = manager.write_env_file(tmp_path / "env.sh")
     text = path.read_text()
     assert "AIRFLOW_CONN_LLM_DEFAULT=" not in text  # no LLM configured
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     key_file = home / "secrets" / "pii_hmac.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = key_file.read_text()
-    services.write_env_file(tmp_path / "env.sh")
+    manager.write_env_file(tmp_path / "env.sh")
     assert key_file.read_text() == key  # generated once
 
     # An LLM endpoint given by the user becomes the llm_default connection; quoting survives odd values.
     monkeypatch.setenv("PIPELINE_HUB_LLM_ENDPOINT", "http://host:9/v1?a='b' $HOME")
-    services.write_env_file(path)
+    manager.write_env_file(path)
     values = source_env(path, "AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_LLM_DEFAULT")
     llm = json.loads(values["AIRFLOW_CONN_LLM_DEFAULT"])
     assert llm == {
@@ -231,21 +238,21 @@ def test_env_file_is_valid_shell(home, monkeypatch, tmp_path):
 
     # With llama.cpp installed, the embedded server's connection is written.
     monkeypatch.delenv("PIPELINE_HUB_LLM_ENDPOINT")
-    monkeypatch.setattr(services, "llama_cpp_available", lambda: True)
-    services.write_env_file(path)
+    monkeypatch.setattr(manager, "llama_cpp_available", lambda: True)
+    manager.write_env_file(path)
     llm = json.loads(source_env(path, "AIRFLOW_CONN_LLM_DEFAULT")["AIRFLOW_CONN_LLM_DEFAULT"])
     assert llm["host"] == "http://127.0.0.1:8090/v1"
 
     # The user's own connection is left alone.
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", '{"conn_type": "openai", "host": "https://api.openai.com/v1"}')
-    services.write_env_file(path)
+    manager.write_env_file(path)
     assert "export AIRFLOW_CONN_LLM_DEFAULT" not in path.read_text()
 
 
 def _fake_model_package(monkeypatch, assemble):
-    module = types.ModuleType(services.MODEL_PACKAGE)
+    module = types.ModuleType(llama.MODEL_PACKAGE)
     module.assemble = assemble
-    monkeypatch.setitem(sys.modules, services.MODEL_PACKAGE, module)
+    monkeypatch.setitem(sys.modules, llama.MODEL_PACKAGE, module)
 
 
 def test_model_is_assembled_once_into_models_dir(tmp_path, monkeypatch):
@@ -261,9 +268,9 @@ def test_model_is_assembled_once_into_models_dir(tmp_path, monkeypatch):
 
     _fake_model_package(monkeypatch, assemble)
     models = tmp_path / "models"
-    path = services.ensure_model(models)
-    assert path == models / services.MODEL_FILENAME and path.read_bytes().startswith(b"GGUF")
-    assert services.ensure_model(models) == path
+    path = llama.ensure_model(models)
+    assert path == models / llama.MODEL_FILENAME and path.read_bytes().startswith(b"GGUF")
+    assert llama.ensure_model(models) == path
     assert calls == [models]
 
 
@@ -273,7 +280,7 @@ def test_model_assembled_elsewhere_is_copied(tmp_path, monkeypatch):
     elsewhere.parent.mkdir()
     elsewhere.write_bytes(b"GGUF" + b"\1" * 8)
     _fake_model_package(monkeypatch, lambda: str(elsewhere))
-    path = services.ensure_model(tmp_path / "models")
+    path = llama.ensure_model(tmp_path / "models")
     assert path.read_bytes() == elsewhere.read_bytes() and path.parent == tmp_path / "models"
 
 
@@ -297,19 +304,48 @@ def test_model_output_path_signature_replaces_partial_file(tmp_path, monkeypatch
     _fake_model_package(monkeypatch, assemble)
     models = tmp_path / "models"
     models.mkdir()
-    (models / services.MODEL_FILENAME).write_bytes(b"GGUF" + b"\2" * 5)  # interrupted earlier run
-    path = services.ensure_model(models)
+    (models / llama.MODEL_FILENAME).write_bytes(b"GGUF" + b"\2" * 5)  # interrupted earlier run
+    path = llama.ensure_model(models)
     assert path.read_bytes() == good and calls == [path, path]
-    assert services.ensure_model(models) == path and len(calls) == 2  # cached by the .complete marker
+    assert llama.ensure_model(models) == path and len(calls) == 2  # cached by the .complete marker
 
 
 def test_assemble_arguments_for_installed_model_package(tmp_path):
-    package = pytest.importorskip(services.MODEL_PACKAGE)
-    target = tmp_path / services.MODEL_FILENAME
-    plans = services._assemble_plans(package.assemble, tmp_path, target)
+    package = pytest.importorskip(llama.MODEL_PACKAGE)
+    target = tmp_path / llama.MODEL_FILENAME
+    plans = llama._assemble_plans(package.assemble, tmp_path, target)
     # 1.0.0 has assemble(output_path=None, overwrite=False): a file path, so it gets one.
     params = inspect.signature(package.assemble).parameters
     if "output_path" in params:
         assert plans == [((), {"output_path": target})]
     else:
         assert plans and all(set(kw) <= set(params) for _, kw in plans)
+
+
+def test_services_commands_are_an_entry_point_of_the_cli_group():
+    (services,) = [ep for ep in entry_points(group="pipeline_hub.cli") if ep.name == "services"]
+    assert services.value == "pipeline_hub_dev.cli:app" and services.load() is cli.app
+    assert issubclass(ServiceError, PipelineHubError) and issubclass(ServiceError, RuntimeError)
+
+
+def test_services_cli_status_env_and_errors(home, monkeypatch):
+    monkeypatch.setattr(manager, "llama_cpp_available", lambda: False)
+    runner = CliRunner()
+    status = runner.invoke(cli.app, ["status"])
+    assert status.exit_code == 0, status.output
+    lines = status.output.splitlines()
+    assert [line.split()[:2] for line in lines] == [["s3", "stopped"], ["llm", "stopped"]]
+    assert "llama-cpp-python not installed" in lines[1]
+
+    env = runner.invoke(cli.app, ["env"])
+    assert env.exit_code == 0, env.output
+    assert env.output.strip() == f"environment: source {home / 'env.sh'}"
+    assert "export AIRFLOW_CONN_AWS_DEFAULT=" in (home / "env.sh").read_text()
+
+    down = runner.invoke(cli.app, ["down", "--only", "s3"])
+    assert down.exit_code == 0 and down.output == "s3   not running\n"
+
+    monkeypatch.setenv("PIPELINE_HUB_S3_PORT", "eighty")
+    bad = runner.invoke(cli.app, ["up", "--only", "s3"])
+    assert bad.exit_code == 1
+    assert bad.output.strip() == "error: PIPELINE_HUB_S3_PORT='eighty' is not an integer port"

@@ -13,8 +13,20 @@ import typer
 
 # Tracebacks never show local variables: they can hold record text or PII.
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False)
-services_app = typer.Typer(no_args_is_help=True, help="Embedded local services: SeaweedFS (S3) and llama.cpp.")
-app.add_typer(services_app, name="services")
+
+
+def _add_plugin_groups() -> None:
+    """Command groups other distributions register (entry-point group ``pipeline_hub.cli``).
+
+    The dev-services package (``infra/devservices``) registers ``services``; the runtime has none.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="pipeline_hub.cli"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
+_add_plugin_groups()
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -159,41 +171,6 @@ def report(
     if missing:
         typer.echo(missing, err=True)
         raise typer.Exit(1)
-
-
-@services_app.command("up")
-def services_up(
-    only: Annotated[str | None, typer.Option(help="comma-separated subset: s3,llm")] = None,
-) -> None:
-    """Start the embedded services not configured elsewhere; write .local/env.sh."""
-    from pipeline_hub import services
-
-    try:
-        result = services.up(services=tuple(_split(only) or ("s3", "llm")))
-    except services.ServiceError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    for name, info in result["services"].items():
-        typer.echo(f"{name:4} {info['state']:16} {info.get('endpoint') or ''}  {info.get('message') or ''}".rstrip())
-    typer.echo(f"environment: source {result['env_file']}")
-
-
-@services_app.command("down")
-def services_down(only: Annotated[str | None, typer.Option(help="comma-separated subset")] = None) -> None:
-    """Stop the embedded services (SIGTERM, then SIGKILL after 10 s)."""
-    from pipeline_hub import services
-
-    for name, state in services.down(services=_split(only)).items():
-        typer.echo(f"{name:4} {state}")
-
-
-@services_app.command("status")
-def services_status() -> None:
-    """Show each embedded service: running or stopped, pid, endpoint, log file."""
-    from pipeline_hub import services
-
-    for st in services.status():
-        typer.echo(str(st))
 
 
 def main() -> None:  # pragma: no cover - console entry point
