@@ -22,10 +22,10 @@ from pipeline_hub import reasons
 from pipeline_hub.providers.cache import open_cache
 from pipeline_hub.providers.hook import ProviderError, ProviderUnavailable
 from pipeline_hub.stages.runner import run_pipeline
-from support.stub_llm import FaultPlan, closed_port
 
 from bad_input_support import assert_conservation, assert_nothing_raw, published_rows, quarantine_rows
 from conftest import DS, llm_conn
+from support.stub_llm import FaultPlan, closed_port
 
 TOPIC = "industry_classification"
 MARKER = f"zqmarker{uuid.uuid4().hex[:12]}"  # inside every record's description: must never leave

@@ -22,10 +22,10 @@ from pipeline_hub.governance.erasure import erase_subject
 from pipeline_hub.pii.pseudonym import load_key, pseudonymize
 from pipeline_hub.stages import chunk as chunking
 from pipeline_hub.stages.runner import run_pipeline
-from support.stub_llm import schema_of
 
 from bad_input_support import assert_conservation, assert_nothing_raw, published_rows, quarantine_rows
 from conftest import DS, REPO
+from support.stub_llm import schema_of
 
 TOPIC = "industry_classification"  # keep_fields name, headquarters (both keep_as_is), source companies
 

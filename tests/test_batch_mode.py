@@ -16,9 +16,9 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from pipeline_hub import stages
 from pipeline_hub.config import Settings
 from pipeline_hub.orchestration.batch_operator import ChunkBatchOperator
-from support.stub_llm import FaultPlan
 
 from conftest import DS, REPO
+from support.stub_llm import FaultPlan
 
 TOPIC = "industry_classification"
 

@@ -18,9 +18,9 @@ from pipeline_hub.providers.hook import CallFailed
 from pipeline_hub.providers.routing import get_hook
 from pipeline_hub.stages.prompt import prompt_records
 from pipeline_hub.stages.runner import run_pipeline
-from support.stub_llm import FaultPlan, closed_port
 
 from conftest import DS
+from support.stub_llm import FaultPlan, closed_port
 
 TOPIC = load_topic("industry_classification")
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"

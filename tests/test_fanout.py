@@ -14,9 +14,9 @@ from pipeline_hub.stages.chunk import max_chunks_per_source
 from pipeline_hub.stages.plan import RunPlan
 from pipeline_hub.stages.prompt import Budget, prompt_records
 from pipeline_hub.stages.runner import run_pipeline
-from support.stub_llm import FaultPlan
 
 from conftest import DS, llm_conn
+from support.stub_llm import FaultPlan
 
 TOPIC = load_topic("industry_classification")
 

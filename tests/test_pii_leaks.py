@@ -16,9 +16,9 @@ from pipeline_hub import stages
 from pipeline_hub.config import Settings
 from pipeline_hub.pii.pseudonym import load_key, pseudonymize
 from pipeline_hub.stages import prompt as prompting
-from support.stub_llm import schema_of
 
 from conftest import DS
+from support.stub_llm import schema_of
 
 SEEDED = {
     "name": "Quentin Zarkowsky",

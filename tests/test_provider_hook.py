@@ -14,9 +14,9 @@ from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.providers.cache import open_cache
 from pipeline_hub.providers.hook import CallFailed, CircuitBreaker, ProviderUnavailable, describe_failure
 from pipeline_hub.stages.prompt import prompt_records
-from support.stub_llm import FaultPlan, closed_port
 
 from conftest import llm_conn
+from support.stub_llm import FaultPlan, closed_port
 
 TOPIC = load_topic("industry_classification")
 SCHEMA = TOPIC.prompt.output_schema

@@ -14,9 +14,9 @@ from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.providers.routing import ProviderSpec, estimate_tokens, resolve_routes
 from pipeline_hub.stages.plan import RunPlan, TopicPlan
 from pipeline_hub.stages.prompt import prompt_records
-from support.stub_llm import FaultPlan, StubLLMServer
 
 from conftest import REPO, llm_conn
+from support.stub_llm import FaultPlan, StubLLMServer
 
 TOPIC = load_topic("industry_classification")
 

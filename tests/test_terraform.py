@@ -21,8 +21,8 @@ import pytest
 from hcl2 import SerializationOptions
 
 from pipeline_hub.analytics import athena
-from pipeline_hub.governance import retention
 from pipeline_hub.config import include_dir
+from pipeline_hub.governance import retention
 
 from conftest import REPO
 
