@@ -1,5 +1,12 @@
 """Provider layer: one hook interface over LLM providers, chosen by the Airflow connection.
 
+What lives here: the OpenAI-compatible chat hook (``hook``: OpenAI, Azure OpenAI, any OpenAI-compatible
+server), Amazon Bedrock (``bedrock``), the response cache (``cache``), per-topic model routing
+(``routing``) and token prices (``pricing``).
+
+Imports: only the base modules (``config``, ``exceptions``, ``reasons``, ``storage``); nothing from
+``prompts``, ``pii``, ``quality``, ``stages`` or above.
+
 Names are imported lazily so that a DAG file importing an operator from here does not load the
 ``openai`` client at parse time.
 """
