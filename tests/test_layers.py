@@ -89,7 +89,9 @@ def violations() -> list[str]:
             elif them.split(".")[0] == me.split(".")[0] and not (them == "governance.register" and me != them):
                 continue  # own package
             elif RANK[them] > RANK[me] or (RANK[them] == RANK[me] and them != me and me in INDEPENDENT):
-                bad.append(f"{path.relative_to(PKG)} ({me}) imports pipeline_hub.{target} ({them}), a layer above or beside")
+                bad.append(
+                    f"{path.relative_to(PKG)} ({me}) imports pipeline_hub.{target} ({them}), a layer above or beside"
+                )
     return bad
 
 
@@ -104,10 +106,28 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch):
     (fake / "providers" / "__init__.py").write_text("")
     (fake / "providers" / "hook.py").write_text("def f():\n    from pipeline_hub.stages import prompt\n")
     monkeypatch.setattr(__import__(__name__), "PKG", fake)
-    assert violations() == ["providers/hook.py (providers) imports pipeline_hub.stages (stages), a layer above or beside"]
+    assert violations() == [
+        "providers/hook.py (providers) imports pipeline_hub.stages (stages), a layer above or beside"
+    ]
 
 
-@pytest.mark.parametrize("dotted", ["stages", "pii", "providers", "lifecycle", "governance", "analytics", "orchestration", "prompts", "quality", "cli"])
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        "stages",
+        "pii",
+        "providers",
+        "lifecycle",
+        "governance",
+        "analytics",
+        "orchestration",
+        "prompts",
+        "quality",
+        "cli",
+    ],
+)
 def test_each_package_says_what_lives_there_and_what_it_may_import(dotted):
     doc = ast.get_docstring(ast.parse((PKG / dotted / "__init__.py").read_text())) or ""
-    assert len(doc) > 80 and "import" in doc.lower(), f"pipeline_hub.{dotted}: module docstring must say what it may import"
+    assert len(doc) > 80 and "import" in doc.lower(), (
+        f"pipeline_hub.{dotted}: module docstring must say what it may import"
+    )

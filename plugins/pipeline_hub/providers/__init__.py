@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Completion", "LLMHook", "ProviderError"]
+# Where each public name lives (imported on first use).
+_HOME = {"Completion": "session", "LLMHook": "hook", "ProviderError": "errors"}
+__all__ = list(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from pipeline_hub.providers import hook
+    """``Completion``, ``LLMHook`` or ``ProviderError``, imported from its module on first access."""
+    if name in _HOME:
+        import importlib
 
-        return getattr(hook, name)
+        return getattr(importlib.import_module(f"pipeline_hub.providers.{_HOME[name]}"), name)
     raise AttributeError(f"module 'pipeline_hub.providers' has no attribute {name!r}")

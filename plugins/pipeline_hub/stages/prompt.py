@@ -8,7 +8,7 @@ with reason ``invalid_output``. A record whose call still fails after the retry 
 route, if any) is quarantined with reason ``provider_error`` and a detail naming the connection, the
 model and the last failure; it is not cached, so the next run of the batch sends it again. When most
 records fail that way the chunk's circuit breaker stops it with ``ProviderUnavailable``
-(:class:`~pipeline_hub.providers.hook.CircuitBreaker`). Requests run concurrently, bounded by the connection's
+(:class:`~pipeline_hub.providers.breaker.CircuitBreaker`). Requests run concurrently, bounded by the connection's
 ``max_concurrency``; each record goes to the topic's primary or long-input model, and to its fallback
 once the primary's retries are exhausted (:mod:`pipeline_hub.providers.routing`). Nothing here logs record text.
 
@@ -33,9 +33,11 @@ from pipeline_hub import reasons, storage
 from pipeline_hub.config import include_dir
 from pipeline_hub.prompts.matching import load_reference
 from pipeline_hub.prompts.registry import Topic
-from pipeline_hub.providers.hook import BudgetExhausted, CallFailed, CircuitBreaker, Completion
+from pipeline_hub.providers.breaker import CircuitBreaker
+from pipeline_hub.providers.errors import BudgetExhausted, CallFailed
 from pipeline_hub.providers.pricing import cost_usd
 from pipeline_hub.providers.routing import RoutedSession, get_hook
+from pipeline_hub.providers.session import Completion
 from pipeline_hub.stages.chunk import read_chunk
 from pipeline_hub.stages.plan import RunPlan, plan_topic
 
@@ -150,7 +152,7 @@ async def _process_record(
 ) -> dict[str, Any]:
     """Prompt one record (answer, one repair if invalid); count it in ``breaker`` when it was sent.
 
-    Raises :class:`~pipeline_hub.providers.hook.ProviderUnavailable` when this record trips the breaker.
+    Raises :class:`~pipeline_hub.providers.errors.ProviderUnavailable` when this record trips the breaker.
     """
     sent: list[bool] = []
     result = await _answer_record(session, topic, validator, record, stats, budget, prefilled, sent)
@@ -385,7 +387,7 @@ async def aprompt_records(
     cache hit. A record whose call fails after the retries (and the fallback, if any) is quarantined
     as ``provider_error``. Raises :class:`~pipeline_hub.providers.ProviderError` when the provider
     refuses the connection (401/403/404), and its subclass
-    :class:`~pipeline_hub.providers.hook.ProviderUnavailable` when the chunk's circuit breaker trips
+    :class:`~pipeline_hub.providers.errors.ProviderUnavailable` when the chunk's circuit breaker trips
     (thresholds: the primary connection's ``breaker_*`` extras); the other requests are then cancelled.
     """
     stats = ChunkStats(records=len(records))
@@ -431,7 +433,7 @@ async def aprompt_records(
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
     """The error to report from a task group's failure: a provider refusal/breaker trip first, else the first."""
-    from pipeline_hub.providers.hook import ProviderError
+    from pipeline_hub.providers.errors import ProviderError
 
     leaves = list(_leaves(group))
     return next((e for e in leaves if isinstance(e, ProviderError)), leaves[0])
