@@ -287,7 +287,7 @@ def quality_export(
 ) -> None:
     """Regenerate include/quality/<topic>.json from metadata.yaml and the output schema (hand-written
     expectations in the file are kept)."""
-    from pipeline_hub.quality import stale_suites, write_suites
+    from pipeline_hub.quality.suites import stale_suites, write_suites
 
     if check:
         stale = stale_suites(_split(topics))

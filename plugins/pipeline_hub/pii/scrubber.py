@@ -22,11 +22,11 @@ from pipeline_hub import reasons
 from pipeline_hub.pii.config import ScrubConfig, TopicPii
 from pipeline_hub.pii.engine import Detection, PiiAnalyzer
 from pipeline_hub.pii.pseudonym import is_pseudonym, load_key, pseudonymize
-from pipeline_hub.quality import RESIDUAL_PII
+from pipeline_hub.quality.checks import RESIDUAL_PII
 
 # Whole-value kinds for pseudonymized paths, from the last path segment.
 KIND_BY_FIELD = {"email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER", "name": "PERSON"}
-# Entity kind of each residual pattern of pipeline_hub.quality.RESIDUAL_PII.
+# Entity kind of each residual pattern of pipeline_hub.quality.checks.RESIDUAL_PII.
 RESIDUAL_KINDS = {"email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER"}
 # Entities that a keep_as_is leaf may hold without quarantining its record (still counted, in
 # ``pii_left``): keep_as_is fields hold company, agency and place names, which spaCy's NER often reads
@@ -68,7 +68,7 @@ class ScanResult:
 
 
 def residual_matches(text: str) -> list[str]:
-    """Entity kinds of the residual patterns (:data:`pipeline_hub.quality.RESIDUAL_PII`) ``text`` matches."""
+    """Entity kinds of the residual patterns (:data:`pipeline_hub.quality.checks.RESIDUAL_PII`) ``text`` matches."""
     return [RESIDUAL_KINDS[name] for name, rx in RESIDUAL_PII.items() if rx.search(text)]
 
 

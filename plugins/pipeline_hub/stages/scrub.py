@@ -18,7 +18,7 @@ Per topic (:func:`scrub_topic`), in this order:
    holds PHONE_NUMBER after scrubbing``, never the value) when a ``keep_as_is`` leaf holds a detection
    (other than :data:`~pipeline_hub.pii.scrubber.COUNTED_IN_KEEP_AS_IS`: company and place names the
    NER model reads as persons) or when any leaf not fixed by the schema still matches the residual
-   e-mail/phone patterns of :data:`pipeline_hub.quality.RESIDUAL_PII` after scrubbing. The GX suite
+   e-mail/phone patterns of :data:`pipeline_hub.quality.checks.RESIDUAL_PII` after scrubbing. The GX suite
    stays the last gate over the whole table; these records are no longer in it.
 4. **Record ids.** The raw ``record_id`` of every published and quarantined record is analyzed
    (distinct ids, in the same analyzer batch as the rows). An id holding PII is published only as its
