@@ -165,7 +165,8 @@ def prompt_pipeline():
     scrubbed = scrub.expand_kwargs(pending)
     validated = validate.expand_kwargs(pending)
     # Outlet: the asset alias every published topic's Asset is added to (one Asset per topic, see
-    # pipeline_hub.orchestration.lineage); OpenLineage lineage comes from the operator's get_openlineage_facets_* methods.
+    # pipeline_hub.orchestration.lineage); OpenLineage lineage comes from the operator's
+    # get_openlineage_facets_* methods.
     published = PublishOperator.partial(
         task_id="publish", trigger_rule="none_failed", outlets=[AssetAlias(PUBLISHED_ALIAS)]
     ).expand_kwargs(pending)

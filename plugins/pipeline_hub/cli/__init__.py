@@ -197,6 +197,7 @@ def services_status() -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    """Console entry point ``pipeline-hub``: run the Typer app and exit with its status."""
     sys.exit(app())
 
 

@@ -248,6 +248,7 @@ class ErasureResult:
 
     @property
     def rows_removed(self) -> int:
+        """Rows removed over every rewritten object (both zones)."""
         return sum(o.rows_removed for o in self.objects)
 
     def audit_record(self) -> dict[str, Any]:

@@ -206,7 +206,8 @@ class TopicPii:
 
     @classmethod
     def from_topic(cls, topic) -> TopicPii:
-        """Policy of a :class:`~pipeline_hub.prompts.registry.Topic`; :class:`PiiConfigError` names its metadata.yaml."""
+        """Policy of a :class:`~pipeline_hub.prompts.registry.Topic`; :class:`PiiConfigError` names its
+        metadata.yaml."""
         path = topic.metadata_path
         raw = yaml.safe_load(Path(path).read_text()) or {}
         return cls.parse(topic.name, topic.output, raw.get("input_pii"), str(path))

@@ -51,6 +51,7 @@ class ScanResult:
     left_by_row: dict[int, Counter] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """Counts only: ``{"pii_found": {entity: n}, "pii_left": {entity: n}}``, entities sorted."""
         return {"pii_found": dict(sorted(self.found.items())), "pii_left": dict(sorted(self.left.items()))}
 
     def flag(self, row: int, path: str, entities: Iterable[str]) -> None:
@@ -93,6 +94,7 @@ class Scrubber:
         self.pii = PiiAnalyzer(self.config)
 
     def close(self) -> None:
+        """Stop the analyzer's worker processes (if any were started)."""
         self.pii.close()
 
     def __enter__(self) -> Scrubber:
@@ -115,6 +117,7 @@ class Scrubber:
 
     @cached_property
     def anonymizer(self):
+        """The Presidio ``AnonymizerEngine`` (created on first use)."""
         from presidio_anonymizer import AnonymizerEngine
 
         return AnonymizerEngine()

@@ -107,6 +107,7 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
 
     @cached_property
     def extras(self) -> dict[str, Any]:
+        """The connection's extras (``model``, ``region_name``, ``endpoint_url``, limits; see module docstring)."""
         return dict(self.get_connection(self.conn_id).extra_dejson or {})
 
     @property
@@ -128,6 +129,7 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
 
     @property
     def connect_timeout(self) -> float:
+        """Seconds to wait for a connection: the request timeout, at most 10."""
         return min(10.0, self.timeout)
 
     def describe_failure(self, exc: BaseException) -> str:

@@ -112,14 +112,17 @@ class ChatHookMixin:
 
     @property
     def max_concurrency(self) -> int:
+        """Requests in flight at once inside one task (extra ``max_concurrency``, default 4, at least 1)."""
         return max(1, int(self.extras.get("max_concurrency", 4)))
 
     @property
     def timeout(self) -> float:
+        """Per-request timeout in seconds (extra ``timeout``, default 120)."""
         return float(self.extras.get("timeout", 120))
 
     @property
     def max_retries(self) -> int:
+        """Retries after the first attempt on retryable errors (extra ``max_retries``, default 4)."""
         return int(self.extras.get("max_retries", 4))
 
     @property
@@ -129,18 +132,24 @@ class ChatHookMixin:
 
     @property
     def retry_backoff_max_s(self) -> float:
+        """Cap of one backoff wait in seconds (extra ``retry_backoff_max_s``, default 30)."""
         return float(self.extras.get("retry_backoff_max_s", 30))
 
     @property
     def breaker_consecutive(self) -> int:
+        """Provider errors in a row that trip the circuit breaker (extra ``breaker_consecutive``, default 10; 0 off)."""
         return int(self.extras.get("breaker_consecutive", 10))
 
     @property
     def breaker_window(self) -> int:
+        """Records sent over which the breaker's failure ratio is measured (extra ``breaker_window``, default
+        20; 0 off)."""
         return int(self.extras.get("breaker_window", 20))
 
     @property
     def breaker_ratio(self) -> float:
+        """Share of the window's records ending as provider errors that trips the breaker (extra ``breaker_ratio``,
+        default 0.5)."""
         return float(self.extras.get("breaker_ratio", 0.5))
 
     def call_failed(self, exc: BaseException, attempts: int, failure: str | None = None) -> CallFailed:
@@ -189,10 +198,12 @@ class LLMHook(ChatHookMixin, OpenAIHook):
 
     @cached_property
     def connection(self):
+        """The Airflow connection ``conn_id`` (looked up once)."""
         return self.get_connection(self.conn_id)
 
     @cached_property
     def extras(self) -> dict[str, Any]:
+        """The connection's extras as a dict (see the module docstring for the keys understood)."""
         return dict(self.connection.extra_dejson or {})
 
     @staticmethod
@@ -208,6 +219,9 @@ class LLMHook(ChatHookMixin, OpenAIHook):
 
     @property
     def dialect(self) -> str:
+        """The structured-output dialect (extra ``structured_output``, default ``json_schema``); raises
+        :class:`~pipeline_hub.providers.errors.ProviderError` for a value outside
+        :data:`~pipeline_hub.providers.structured.DIALECTS`."""
         dialect = self.extras.get("structured_output", "json_schema")
         if dialect not in DIALECTS:
             raise ProviderError(f"LLM connection '{self.conn_id}': extra 'structured_output' must be one of {DIALECTS}")

@@ -166,6 +166,7 @@ class RoutedSession:
 
     @property
     def primary(self):
+        """The primary route's hook."""
         return self.hooks["primary"]
 
     async def __aenter__(self) -> RoutedSession:

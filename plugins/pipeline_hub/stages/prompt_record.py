@@ -44,6 +44,7 @@ class ChunkStats:
     provider_failures: dict[str, int] = field(default_factory=dict)  # provider_error records by last failure
 
     def quarantine(self, reason: str) -> None:
+        """Count one record quarantined with ``reason`` (a :mod:`pipeline_hub.reasons` code)."""
         self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def now() -> str:
+    """The current UTC time as ISO 8601 text (``2026-12-03T13:24:17.123456+00:00``)."""
     return datetime.now(UTC).isoformat()
 
 
