@@ -1,5 +1,10 @@
 """Provider layer: one hook interface over LLM providers, chosen by the Airflow connection.
 
+Modules: ``hook`` (``LLMHook``, OpenAI-compatible), ``bedrock`` (``BedrockLLMHook``), ``session`` (one
+task's calls: concurrency, rate limits, cache, ``Completion``), ``errors`` (provider errors and failure
+descriptions), ``breaker`` (the circuit breaker), ``structured`` (structured-output dialects),
+``routing`` (per-topic routes and fallback), ``cache`` (the response cache) and ``pricing``.
+
 Names are imported lazily so that a DAG file importing an operator from here does not load the
 ``openai`` client at parse time.
 """
