@@ -328,7 +328,7 @@ MAPPED_DAG = textwrap.dedent(
 
             import jsonschema
 
-            from pipeline_hub.stages.prompt import build_variables
+            from pipeline_hub.stages.prompt_inputs import build_variables
             from pipeline_hub.providers import LLMHook
             from pipeline_hub.prompts.registry import load_topic
 

@@ -1,7 +1,7 @@
 """prompt_evaluation: validate the prompt registry, score dev and prod, canary dev in shadow, report.
 
-Thin wiring only: the task bodies are ``pipeline_hub.lifecycle.evaluation`` (under ``plugins/``). Only names,
-versions, metrics and URIs go through XCom; shadow answers are never published.
+Thin wiring only: the task bodies are ``pipeline_hub.lifecycle.evaluation`` and ``.canary`` (under
+``plugins/``). Only names, versions, metrics and URIs go through XCom; shadow answers are never published.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def prompt_evaluation():
 
     @task(pool=LLM_POOL)
     def canary(topic: str) -> dict:
-        from pipeline_hub.lifecycle.evaluation import run_canary
+        from pipeline_hub.lifecycle.canary import run_canary
 
         p = _params(get_current_context())
         return run_canary(topic, conn_id=p["conn_id"], sample_pct=p["sample_pct"], seed=p["seed"])

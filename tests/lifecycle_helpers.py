@@ -11,7 +11,7 @@ import yaml
 
 from pipeline_hub.lifecycle.scoring import load_examples, topic_metadata
 from pipeline_hub.prompts.registry import load_topic
-from pipeline_hub.stages.prompt import build_variables
+from pipeline_hub.stages.prompt_inputs import build_variables
 
 
 def _answer(task: str, evaluation: dict, schema: dict, expected: dict, candidates: list | None, wrong: bool) -> dict:

@@ -20,7 +20,7 @@ import pytest
 
 from pipeline_hub import reasons
 from pipeline_hub.providers.cache import open_cache
-from pipeline_hub.providers.hook import ProviderError, ProviderUnavailable
+from pipeline_hub.providers.errors import ProviderError, ProviderUnavailable
 from pipeline_hub.stages.runner import run_pipeline
 
 from bad_input_support import assert_conservation, assert_nothing_raw, published_rows, quarantine_rows

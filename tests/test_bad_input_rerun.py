@@ -140,7 +140,7 @@ def test_budget_exceeded_records_leave_no_index_entry_and_the_next_run_completes
     stub, raw_zone, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, max_concurrency=1))
-    monkeypatch.setattr("pipeline_hub.stages.prompt.cost_usd", lambda model, p, c, **kw: 0.01)  # stub-model is free
+    monkeypatch.setattr("pipeline_hub.stages.budget.cost_usd", lambda model, p, c, **kw: 0.01)  # stub-model is free
     out = tmp_path / "out"
     partial = run(raw_zone, out, budget_usd=0.05)
     assert stub.calls == 5 and [p["topic"] for p in partial.published] == [TOPIC]

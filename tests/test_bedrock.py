@@ -14,7 +14,7 @@ from pipeline_hub import reasons
 from pipeline_hub.prompts.registry import load_topic
 from pipeline_hub.providers import ProviderError
 from pipeline_hub.providers.bedrock import BedrockLLMHook
-from pipeline_hub.providers.hook import CallFailed
+from pipeline_hub.providers.errors import CallFailed
 from pipeline_hub.providers.routing import get_hook
 from pipeline_hub.stages.prompt import prompt_records
 from pipeline_hub.stages.runner import run_pipeline

@@ -273,7 +273,7 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
     """Write-audit-publish in Airflow: every industry_classification answer is broken, so the topic fails
     its answer-validity expectation: quarantined whole, use_case_extraction publishes, the DAG run fails.
     (A kept field holding PII holds back only its record: tests/test_bad_input_scrub.py.)"""
-    from pipeline_hub.quality import failed_expectations
+    from pipeline_hub.quality.checks import failed_expectations
 
     from support.stub_llm import schema_of
 

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from pipeline_hub.analytics.query import run_query
 from pipeline_hub.cli import app
-from pipeline_hub.governance import erasure
+from pipeline_hub.governance import erasure, register
 from pipeline_hub.pii.pseudonym import load_key, pseudonymize
 from pipeline_hub.providers.cache import DiskCache, ObjectStoreCache
-from pipeline_hub.stages import publish
+from pipeline_hub.stages import parquet
 from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO, llm_conn
@@ -153,7 +153,7 @@ def test_erasing_an_email_removes_its_rows_everywhere_and_audits_without_the_val
     assert not any(EMAIL in t for t in cached_texts(cache))
     assert len(cached_texts(cache)) == entries_before - result.cache_entries_purged > 0
     # Audit: one immutable record with pseudonyms and counts, never the value.
-    [record] = erasure.read_audit(str(out))
+    [record] = register.read_audit(str(out))
     assert record["erasure_id"] == result.erasure_id and record["rows_removed"] == 2
     assert {p["kind"]: p["pseudonym"] for p in record["pseudonyms"]} == {
         "PERSON": psn(EMAIL, "PERSON"),
@@ -180,10 +180,10 @@ def test_an_erased_subject_is_not_published_again_from_raw_data_still_held(zone,
     assert rows_mentioning(out, target) == []
     m = contact_manifest(out)
     c = m["counts"]
-    assert c["quarantined"][erasure.ERASED_REASON] == 1 and c["in"] == c["published"] + c["quarantined_total"]
+    assert c["quarantined"][register.ERASED_REASON] == 1 and c["in"] == c["published"] + c["quarantined_total"]
     q_file = out / "quarantine" / "contact_extraction" / f"ds={DS}" / "part-00000.parquet"
     quarantined = pq.read_table(q_file).to_pylist()
-    assert {r["record_id"] for r in quarantined if r["reason"] == erasure.ERASED_REASON} == {
+    assert {r["record_id"] for r in quarantined if r["reason"] == register.ERASED_REASON} == {
         "kaminski-v_all_documents_4060"
     }
     assert not any(target in (r["raw_answer"] or "") for r in quarantined)  # the invalid answer quoting it too
@@ -222,7 +222,7 @@ def test_absent_subject_rewrites_nothing_but_is_audited_and_erasure_is_idempoten
     erasure.erase_subject(str(out), [EMAIL], cache=cache)
     again = erasure.erase_subject(str(out), [EMAIL], cache=cache)
     assert again.rows_removed == 0 and again.cache_entries_purged == 0
-    assert len(contact_manifest(out)["erasures"]) == 2 and len(erasure.read_audit(str(out))) == 3
+    assert len(contact_manifest(out)["erasures"]) == 2 and len(register.read_audit(str(out))) == 3
 
 
 def test_cli_reads_the_subject_from_stdin_and_never_prints_it(zone):
@@ -250,7 +250,7 @@ def test_every_row_of_a_partition_erased_leaves_a_readable_empty_file(tmp_path):
             }
         },
     }
-    schema = publish.published_schema(topic_schema, [])
+    schema = parquet.published_schema(topic_schema, [])
     target = psn("Jane Roe", "PERSON")
     lineage = {c: "x" for c in ("batch_hash", "prompt_name", "prompt_version", "template_sha256", "model", "run_id")}
     rows = [
@@ -258,7 +258,7 @@ def test_every_row_of_a_partition_erased_leaves_a_readable_empty_file(tmp_path):
         {"record_id": "2", **lineage, "contacts": [{"name": f"cc {target}, psn_0123456789abcdef"}]},
     ]
     part = tmp_path / "sanitized_data" / "t" / "ds=2025-01-01" / "part-00000.parquet"
-    publish.write_table(publish.storage.to_path(str(part)), rows, schema, {"pipeline_hub.topic": "t"})
+    parquet.write_table(parquet.storage.to_path(str(part)), rows, schema, {"pipeline_hub.topic": "t"})
     result = erasure.erase_subject(str(tmp_path), ["Jane Roe"], cache=False)
     assert result.rows_removed == 2
     table = pq.read_table(part)
@@ -313,6 +313,6 @@ def test_erasure_on_s3_with_object_store_cache(published, seaweed, monkeypatch):
     assert m["counts"]["erased"] == 2 and len(m["erasures"]) == 2
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="sanitized", Prefix="zone/")["Contents"]]
     assert not [k for k in keys if "/_tmp-" in k]
-    assert len(erasure.read_audit(root)) == 1
+    assert len(register.read_audit(root)) == 1
     assert result.cache_entries_purged >= 2 and not any(EMAIL in json.dumps(cache.get(k)) for k in cache.keys())
     assert len(list(cache.keys())) == len(list(source.keys())) - result.cache_entries_purged

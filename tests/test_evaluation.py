@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_hub.config import Settings
+from pipeline_hub.lifecycle.canary import run_canary
 from pipeline_hub.lifecycle.evaluation import (
     RegistryInvalid,
-    run_canary,
     run_score,
     run_validate,
     score_items,

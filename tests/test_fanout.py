@@ -10,9 +10,10 @@ import pytest
 from pipeline_hub.prompts.registry import load_topic
 from pipeline_hub.providers import LLMHook, ProviderError
 from pipeline_hub.providers.cache import cache_key, open_cache
+from pipeline_hub.stages.budget import Budget
 from pipeline_hub.stages.chunk import max_chunks_per_source
 from pipeline_hub.stages.plan import RunPlan
-from pipeline_hub.stages.prompt import Budget, prompt_records
+from pipeline_hub.stages.prompt import prompt_records
 from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, llm_conn
@@ -85,7 +86,7 @@ def test_budget_cap_quarantines_the_rest_and_says_so(stub, monkeypatch, tmp_path
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, max_concurrency=1))
     hook = LLMHook()
     # stub-model is free in include/pricing.yaml; price it for this test.
-    monkeypatch.setattr("pipeline_hub.stages.prompt.cost_usd", lambda model, p, c, **kw: 0.01)
+    monkeypatch.setattr("pipeline_hub.stages.budget.cost_usd", lambda model, p, c, **kw: 0.01)
     budget = Budget(cap_usd=0.03, allowance_usd=0.03, model=hook.model)
     results, stats = prompt_records(hook, TOPIC, records(6), cache=open_cache(), budget=budget)
     assert [r["status"] for r in results] == ["ok"] * 3 + ["quarantined"] * 3

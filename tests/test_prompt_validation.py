@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from pipeline_hub.cli import app
 from pipeline_hub.config import include_dir
-from pipeline_hub.lifecycle.validation import relaxed_schema, strict_problems, validate_registry
+from pipeline_hub.lifecycle.strict_schema import strict_problems
+from pipeline_hub.lifecycle.validation import relaxed_schema, validate_registry
 
 runner = CliRunner()
 

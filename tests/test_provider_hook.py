@@ -11,8 +11,9 @@ import pytest
 from pipeline_hub import reasons
 from pipeline_hub.prompts.registry import load_topic
 from pipeline_hub.providers import LLMHook, ProviderError
+from pipeline_hub.providers.breaker import CircuitBreaker
 from pipeline_hub.providers.cache import open_cache
-from pipeline_hub.providers.hook import CallFailed, CircuitBreaker, ProviderUnavailable, describe_failure
+from pipeline_hub.providers.errors import CallFailed, ProviderUnavailable, describe_failure
 from pipeline_hub.stages.prompt import prompt_records
 
 from conftest import llm_conn

@@ -9,9 +9,9 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline_hub import quality
 from pipeline_hub.orchestration.lineage import asset_extra, dataset_id, dataset_key, publish_lineage
 from pipeline_hub.prompts.registry import list_topics, load_topic
+from pipeline_hub.quality import checks, gate, suites
 
 from conftest import DS, REPO
 
@@ -40,20 +40,20 @@ def failed_checks(result: dict) -> set[str]:
 def test_suite_files_are_in_sync_with_metadata(topic):
     """include/quality/<topic>.json holds exactly the generated expectations (run `pipeline-hub quality export`)."""
     t = load_topic(topic)
-    doc = quality.read_suite_file(quality.suite_path(topic))
+    doc = suites.read_suite_file(suites.suite_path(topic))
     assert doc is not None, f"missing include/quality/{topic}.json"
     generated = [e for e in doc["expectations"] if e.get("meta", {}).get("generated")]
-    assert generated == quality.suite_document(t)["expectations"]
+    assert generated == suites.suite_document(t)["expectations"]
     assert doc["name"] == f"{topic}.{t.version}" and doc["meta"]["prompt_version"] == t.version
-    assert quality.stale_suites([topic]) == []
-    suite, source = quality.load_suite(t)
+    assert suites.stale_suites([topic]) == []
+    suite, source = suites.load_suite(t)
     assert source.endswith(f"include/quality/{topic}.json")
     checks = {e.meta["check"] for e in suite.expectations}
     assert {"schema", "types", "record_id", "answer_validity", "residual_pii", "conservation"} <= checks
 
 
 def test_industry_suite_checks_labels_and_confidence():
-    checks = {e.meta["check"] for e in quality.load_suite(load_topic("industry_classification"))[0].expectations}
+    checks = {e.meta["check"] for e in suites.load_suite(load_topic("industry_classification"))[0].expectations}
     assert {"labels", "confidence"} <= checks
 
 
@@ -73,22 +73,22 @@ def test_export_keeps_hand_written_expectations(tmp_path, monkeypatch):
     doc["expectations"] = doc["expectations"][:3] + [manual]  # generated part stale, one manual expectation
     path.write_text(json.dumps(doc))
     topic = load_topic("industry_classification")
-    assert quality.export_suite(topic) == path
+    assert suites.export_suite(topic) == path
     again = json.loads(path.read_text())
     assert again["expectations"][-1] == manual
-    assert again["expectations"][:-1] == quality.suite_document(topic)["expectations"]
+    assert again["expectations"][:-1] == suites.suite_document(topic)["expectations"]
     # A failing warning-level expectation is reported but does not block the gate.
-    result = quality.validate_topic(topic, good_rows(), [], records_in=6)
+    result = gate.validate_topic(topic, good_rows(), [], records_in=6)
     drift = next(e for e in result["expectations"] if e["check"] == "confidence_drift")
     assert drift["severity"] == "warning" and not drift["success"]
-    assert result["success"] and quality.failed_expectations(result) == []
+    assert result["success"] and checks.failed_expectations(result) == []
 
 
 def test_suite_without_file_is_generated(tmp_path, monkeypatch):
     include = tmp_path / "include"
     shutil.copytree(REPO / "include" / "prompts", include / "prompts")
     monkeypatch.setenv("PIPELINE_HUB_INCLUDE_DIR", str(include))
-    suite, source = quality.load_suite(load_topic("industry_classification"))
+    suite, source = suites.load_suite(load_topic("industry_classification"))
     assert source == "generated" and len(suite.expectations) > 5
 
 
@@ -122,17 +122,17 @@ def test_each_check_fails_the_gate_on_bad_records(case):
     topic = load_topic("industry_classification")
     rows, quarantine = good_rows(), [{"record_id": "R-1", "reason": "malformed_record"}]
     records_in = mutate(case, rows, quarantine)
-    result = quality.validate_topic(topic, rows, quarantine, records_in=records_in)
+    result = gate.validate_topic(topic, rows, quarantine, records_in=records_in)
     assert not result["success"]
     assert case in failed_checks(result), result["expectations"]
-    assert quality.failed_expectations(result)
+    assert checks.failed_expectations(result)
 
 
 def test_good_records_pass_and_non_llm_quarantine_does_not_count_against_validity():
     topic = load_topic("industry_classification")
     quarantine = [{"record_id": f"B-{i}", "reason": "budget_exceeded"} for i in range(20)]
     quarantine.append({"record_id": "Q-1", "reason": "invalid_output"})  # 6 of 7 answers valid: 86 %
-    result = quality.validate_topic(topic, good_rows(), quarantine, records_in=27)
+    result = gate.validate_topic(topic, good_rows(), quarantine, records_in=27)
     assert result["success"], [e for e in result["expectations"] if not e["success"]]
     assert result["answer_valid_rate"] == round(6 / 7, 4) and result["residual_pii"] == {"email": 0, "phone": 0}
     assert result["evaluated"] == 27
@@ -147,7 +147,7 @@ def test_data_docs_are_built_without_record_values(tmp_path):
     target = ObjectStoragePath(f"file://{tmp_path}/reports/industry_classification/ds={DS}")
     (tmp_path / "reports" / "industry_classification" / f"ds={DS}").mkdir(parents=True)
     (tmp_path / "reports" / "industry_classification" / f"ds={DS}" / "stale.html").write_text("old")
-    result = quality.validate_topic(
+    result = gate.validate_topic(
         topic, rows, [], records_in=6, run_name="manual__2025-01-15T00:00:00+00:00", docs_target=target
     )
     assert not result["success"] and result["residual_pii"]["email"] == 1
@@ -227,7 +227,7 @@ def test_failing_topic_is_quarantined_others_publish_counts_add_up(stub, raw_zon
     assert pm["counts"]["in"] == pm["counts"]["published"] + pm["counts"]["quarantined_total"] == ok["in"]
     assert pm["quality"]["success"] and pm["quality"]["evaluated"] == pm["counts"]["in"]
     table = pq.read_table(out / "sanitized_data" / "company_matching" / f"ds={DS}" / "part-00000.parquet")
-    for col in quality.LINEAGE_COLUMNS:
+    for col in checks.LINEAGE_COLUMNS:
         assert table.column(col).null_count == 0, col
     assert set(table.column("run_id").to_pylist()) == {"manual__wap"}
     meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items() if k.startswith(b"pipeline_hub.")}

@@ -18,7 +18,7 @@ from pipeline_hub.cli import app
 from pipeline_hub.config import include_dir
 from pipeline_hub.governance.erasure import erase_subject
 from pipeline_hub.prompts.registry import list_topics, load_topic
-from pipeline_hub.stages.publish import METRICS_SCHEMA, QUARANTINE_SCHEMA, published_schema
+from pipeline_hub.stages.parquet import METRICS_SCHEMA, QUARANTINE_SCHEMA, published_schema
 from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO, llm_conn

@@ -10,9 +10,10 @@ import pytest
 from pipeline_hub.pii import engine as pii_engine
 from pipeline_hub.pii.config import PiiConfigError, ScrubConfig, TopicPii, input_policy, is_loopback
 from pipeline_hub.pii.engine import Detection, PiiAnalyzer, resolve_overlaps
-from pipeline_hub.pii.pseudonym import pseudonymize
+from pipeline_hub.pii.pseudonym import is_pseudonym, pseudonymize
+from pipeline_hub.pii.scrubber import Scrubber
 from pipeline_hub.prompts.registry import load_topic
-from pipeline_hub.stages.scrub import Scrubber, is_pseudonym, scrub_topic
+from pipeline_hub.stages.scrub import scrub_topic
 
 from conftest import REPO
 
@@ -310,10 +311,10 @@ def test_only_outside_parts_of_a_detail_are_analyzed(scrubber):
     ],
 )
 def test_record_ids_holding_pii_become_pseudonyms(scrubber, record_id, kind):
-    from pipeline_hub.stages.scrub import _published_ids, needs_analysis
+    from pipeline_hub.pii.record_ids import needs_analysis, published_ids
 
     ids = [record_id, f"{record_id}#0123abcd:9"] if needs_analysis(record_id) else []
-    mapping, counts = _published_ids(scrubber, ids, scrubber.detect(ids))
+    mapping, counts = published_ids(scrubber, ids, scrubber.detect(ids))
     if kind is None:
         assert mapping == {}
         return
@@ -323,10 +324,10 @@ def test_record_ids_holding_pii_become_pseudonyms(scrubber, record_id, kind):
 
 
 def test_ids_whose_pseudonyms_coincide_stay_unique(scrubber):
-    from pipeline_hub.stages.scrub import _published_ids
+    from pipeline_hub.pii.record_ids import published_ids
 
     ids = ["Jane.Roe@example.org", "jane.roe@example.org"]
-    mapping, _ = _published_ids(scrubber, ids, scrubber.detect(ids))
+    mapping, _ = published_ids(scrubber, ids, scrubber.detect(ids))
     assert mapping["jane.roe@example.org"] == mapping["Jane.Roe@example.org"] + "#2"
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pipeline_hub.cli import app
 from pipeline_hub.pii.scrub_file import ScrubFileError, scrub_file
-from pipeline_hub.stages.scrub import Scrubber
+from pipeline_hub.pii.scrubber import Scrubber
 
 NOTE = "Call Maria Gonzalez on +44 20 7946 0958 or mail maria.gonzalez@acme.co.uk"
 

@@ -108,6 +108,7 @@ class Settings:
 
     @property
     def prompts_dir(self) -> Path:
+        """The prompt registry: ``<include>/prompts``."""
         return self.include / "prompts"
 
     @property

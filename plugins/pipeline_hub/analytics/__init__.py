@@ -1,5 +1,5 @@
 """Analytics over the sanitized zone: DuckDB queries (``query``), partition reports (``reporting``) and the
 Athena / Glue DDL (``athena``).
 
-Imports: base modules, ``prompts`` and ``stages.publish`` (the published schema); never ``cli``.
+Imports: base modules, ``prompts`` and ``stages.parquet`` (the published schema); never ``cli``.
 """

@@ -174,6 +174,7 @@ def report(
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    """Console entry point ``pipeline-hub``: run the Typer app and exit with its status."""
     sys.exit(app())
 
 
@@ -264,7 +265,7 @@ def quality_export(
 ) -> None:
     """Regenerate include/quality/<topic>.json from metadata.yaml and the output schema (hand-written
     expectations in the file are kept)."""
-    from pipeline_hub.quality import stale_suites, write_suites
+    from pipeline_hub.quality.suites import stale_suites, write_suites
 
     if check:
         stale = stale_suites(_split(topics))

@@ -11,7 +11,7 @@
    it is (kind ``PSEUDONYM``).
 2. **Rows.** A row matches when any string leaf of any column (nested lists and structs included)
    contains one of those pseudonyms. This includes ``record_id``: an id holding PII is published as
-   the pseudonym of the whole id (:mod:`pipeline_hub.stages.scrub`), so the record is found by the raw id
+   the pseudonym of the whole id (:mod:`pipeline_hub.pii.record_ids`), so the record is found by the raw id
    (an e-mail address, a phone number) or by that pseudonym. Topics' ``output.pseudonymize`` paths
    name where whole values become pseudonyms (``contact_extraction.contacts[].name|email|phone``),
    but Presidio's ``pseudonymize`` operator also writes them inside free text (``output.scrub_text``, e.g.
@@ -40,10 +40,11 @@
    the pseudonyms, the objects rewritten, the rows removed and the cache entries purged — never the
    value.
 
-The raw zone and staging hold the subject's raw text until retention (:mod:`pipeline_hub.governance.retention`,
-S3 lifecycle) expires them; so that re-processing such a batch (a backfill, a new prompt version) does
-not publish the subject again, the publish stage applies :func:`suppress_erased` with the pseudonyms of
-every audit record (:func:`erased_pseudonyms`). Run an erasure when no
+The raw zone and staging hold the subject's raw text until retention
+(:mod:`pipeline_hub.governance.retention`, S3 lifecycle) expires them; so that re-processing such a
+batch (a backfill, a new prompt version) does not publish the subject again, the publish stage applies
+:func:`~pipeline_hub.governance.register.suppress_erased` with the pseudonyms of every audit record
+(:func:`~pipeline_hub.governance.register.erased_pseudonyms`). Run an erasure when no
 ``prompt_pipeline`` run is publishing the same partitions (a concurrent publish can overwrite the
 rewritten file). The subject value is never logged, raised or written; pseudonyms are (they
 identify nobody without the key).
@@ -62,13 +63,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline_hub import reasons, storage
+from pipeline_hub import storage
+from pipeline_hub.governance.register import pseudonym_pattern, write_audit
 from pipeline_hub.pii.pseudonym import is_pseudonym, load_key, normalise, pseudonymize
 
 log = logging.getLogger(__name__)
 
 ZONES = ("sanitized_data", "quarantine")
-AUDIT_PREFIX = ("_audit", "erasure")
 MIN_PHONE_DIGITS = 7
 PSEUDONYM_KIND = "PSEUDONYM"  # the kind of a subject value given as a pseudonym
 PHONE_SEPARATORS = r"[\s().+\-/]*"
@@ -109,12 +110,6 @@ def subject_pseudonyms(values: Iterable[str], key: bytes, kinds: Iterable[str] |
         for kind in chosen:
             found[pseudonymize(value, kind, key)] = kind
     return found
-
-
-def pseudonym_pattern(pseudonyms: Iterable[str]) -> str:
-    """RE2 pattern matching any of ``pseudonyms`` as a whole token inside a string."""
-    alternatives = "|".join(sorted(re.escape(p) for p in pseudonyms))
-    return f"(?:{alternatives})(?:[^0-9a-f]|$)"
 
 
 def matching_rows(table, pattern: str):
@@ -253,11 +248,12 @@ class ErasureResult:
 
     @property
     def rows_removed(self) -> int:
+        """Rows removed over every rewritten object (both zones)."""
         return sum(o.rows_removed for o in self.objects)
 
     def audit_record(self) -> dict[str, Any]:
         """The JSON audit record: time, pseudonyms, objects rewritten, rows removed, cache purge."""
-        from pipeline_hub.stages.publish import code_version
+        from pipeline_hub.stages.parquet import code_version
 
         return {
             "erasure_id": self.erasure_id,
@@ -298,7 +294,7 @@ def erase_file(path, pattern: str, *, dry_run: bool = False) -> tuple[int, Count
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline_hub.stages.publish import parquet_bytes
+    from pipeline_hub.stages.parquet import parquet_bytes
 
     table = pq.read_table(io.BytesIO(path.read_bytes()))
     mask = matching_rows(table, pattern)
@@ -344,20 +340,6 @@ def record_in_manifest(manifest: dict[str, Any], obj: ErasedObject, reasons: Cou
             "rows_removed": obj.rows_removed,
         }
     )
-
-
-def write_audit(sanitized_root: str, record: dict[str, Any]):
-    """Write ``record`` as a new one-line JSON Lines object under ``_audit/erasure/``; returns its path."""
-    stamp = datetime.fromisoformat(record["erased_at"]).strftime("%Y%m%dT%H%M%S%fZ")
-    path = storage.join(sanitized_root, *AUDIT_PREFIX, f"{stamp}-{record['erasure_id']}.jsonl")
-    storage.write_bytes_atomic(path, (json.dumps(record, sort_keys=True) + "\n").encode())
-    return path
-
-
-def read_audit(sanitized_root: str) -> list[dict[str, Any]]:
-    """Every erasure audit record under ``sanitized_root``, oldest first."""
-    root = storage.join(sanitized_root, *AUDIT_PREFIX)
-    return [rec for f in storage.list_files(root) if f.name.endswith(".jsonl") for rec in storage.read_jsonl(f)]
 
 
 def erase_subject(
@@ -416,58 +398,3 @@ def erase_subject(
         result.cache_entries_purged,
     )
     return result
-
-
-# --- Keeping erased subjects out of later publications -------------------------------------------
-
-ERASED_REASON = reasons.ERASED_SUBJECT
-
-
-def erased_pseudonyms(sanitized_root: str) -> set[str]:
-    """Every pseudonym named by an erasure audit record under ``sanitized_root`` (dry runs write none).
-
-    This is the suppression list: the raw zone may still hold an erased subject until retention expires
-    it, so a later run (a backfill, a new prompt version) must not publish them again.
-    """
-    return {p["pseudonym"] for record in read_audit(sanitized_root) for p in record.get("pseudonyms", [])}
-
-
-def suppress_erased(
-    rows: list[dict[str, Any]], quarantine: list[dict[str, Any]], pseudonyms: set[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """Move rows holding an erased subject's pseudonym out of ``rows`` before publishing.
-
-    ``rows`` are scrubbed answer rows (dicts, nested values allowed), ``quarantine`` the quarantine rows
-    (``record_id``, ``reason``, ``detail``, …, ``raw_answer``). A row matches as in :func:`matching_rows`
-    (a pseudonym as a whole token in any string leaf, ``record_id`` included: ids holding PII are
-    published as pseudonyms). Matching rows become quarantine rows with reason
-    ``erased_subject`` (no values kept); a matching quarantine row keeps its place but loses its
-    ``raw_answer``. Returns ``(rows kept, quarantine, rows suppressed)``; counts stay conserved.
-    """
-    from pipeline_hub.quality import string_leaves
-
-    if not pseudonyms:
-        return rows, quarantine, 0
-    token = re.compile(pseudonym_pattern(pseudonyms))
-
-    def holds(value: Any) -> bool:
-        return any(token.search(s) for s in string_leaves(value))
-
-    kept, moved = [], []
-    for row in rows:
-        (moved if holds(row) else kept).append(row)
-    quarantine = [
-        {**q, "raw_answer": None} if q.get("raw_answer") and holds(q["raw_answer"]) else q for q in quarantine
-    ]
-    quarantine += [
-        {
-            "record_id": r["record_id"],
-            "reason": ERASED_REASON,
-            # Made after the scrub stage (published as is): our own words, no outside text.
-            "detail": reasons.detail("holds the pseudonym of a data subject erased earlier (see _audit/erasure/)"),
-            "source_uri": None,
-            "position": None,
-        }
-        for r in moved
-    ]
-    return kept, quarantine, len(moved)

@@ -11,7 +11,8 @@ For every topic folder under ``DIR`` (default ``include/prompts``) it checks, ea
 4. the variables a template uses (its own and those of the partials it includes with context) equal the
    declared ``inputs`` plus ``context`` variables: none undeclared, none unused;
 5. every version's output schema is valid JSON Schema Draft 2020-12 and inside the subset OpenAI
-   Structured Outputs accepts in strict mode (the hook sends ``strict: true``), see :func:`strict_problems`;
+   Structured Outputs accepts in strict mode (the hook sends ``strict: true``), see
+   :func:`~pipeline_hub.lifecycle.strict_schema.strict_problems`;
 6. the ``evaluation`` and ``gate`` sections name fields of the output schema and a metric of the task;
 7. the labelled examples (``examples/*.jsonl``, at least :data:`MIN_EXAMPLES`) are JSON objects
    ``{"id", "input", "expected"}``; ``input`` carries every required input field (and the context query
@@ -25,10 +26,8 @@ supported schemas" (platform.openai.com/docs/guides/structured-outputs#supported
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,8 @@ import jsonschema
 import yaml
 from jinja2 import nodes
 
+from pipeline_hub.lifecycle.problems import Located, Problem, display_path, jsonable, path_text, shorten
+from pipeline_hub.lifecycle.strict_schema import strict_problems
 from pipeline_hub.prompts.registry import make_env
 
 MIN_EXAMPLES = 50
@@ -49,91 +50,6 @@ METRICS_BY_TASK = {
     "extraction": ("precision", "recall", "f1"),
     "matching": ("accuracy", "precision", "recall", "f1"),
 }
-
-# OpenAI Structured Outputs, strict mode: the keywords it supports, by where they may appear.
-STRICT_ANNOTATIONS = {"title", "description", "$comment"}
-STRICT_ROOT_ONLY = {"$schema", "$id", "$defs", "definitions"}
-STRICT_COMMON = {"type", "enum", "const", "anyOf", "$ref"}
-STRICT_BY_TYPE = {
-    "string": {"pattern", "format"},
-    "number": {"multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum"},
-    "integer": {"multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum"},
-    "array": {"items", "minItems", "maxItems"},
-    "object": {"properties", "required", "additionalProperties"},
-    "boolean": set(),
-    "null": set(),
-}
-STRICT_MAX_DEPTH = 10  # nested object levels
-STRICT_MAX_PROPERTIES = 5000
-STRICT_MAX_ENUM_VALUES = 1000
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One finding: the file, its 1-based line, and what is wrong (never record content beyond ids)."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when below it, else absolute."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-class Located:
-    """A YAML (or JSON) document with node positions, to turn a key path into a line number."""
-
-    def __init__(self, text: str) -> None:
-        try:
-            self.root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            self.root = None
-
-    def line(self, path: Sequence[str | int], *, key: bool = False) -> int:
-        """1-based line of the value at ``path`` (of its key when ``key``); the deepest found parent otherwise."""
-        node, line = self.root, 1
-        if node is None:
-            return 1
-        line = node.start_mark.line + 1
-        for part in path:
-            if isinstance(node, yaml.MappingNode):
-                match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-                if match is None:
-                    return line
-                line = (match[0] if key else match[1]).start_mark.line + 1
-                node = match[1]
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                node = node.value[part]
-                line = node.start_mark.line + 1
-            else:
-                return line
-        return line
-
-
-def _jsonable(value: Any) -> Any:
-    """YAML data as JSON data: dates (``created: 2026-11-22``) become ISO strings."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
-def _path_text(path: Iterable[str | int]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
 
 
 @lru_cache(maxsize=4)
@@ -154,81 +70,6 @@ def relaxed_schema(schema: Any) -> Any:
     if isinstance(schema, list):
         return [relaxed_schema(v) for v in schema]
     return schema
-
-
-def _types(schema: dict[str, Any]) -> set[str]:
-    t = schema.get("type")
-    if isinstance(t, str):
-        return {t}
-    if isinstance(t, list):
-        return {x for x in t if isinstance(x, str)}
-    return set()
-
-
-def strict_problems(schema: dict[str, Any]) -> list[tuple[list[str | int], str]]:
-    """Where ``schema`` leaves OpenAI's strict structured-output subset: ``[(path in schema, message)]``.
-
-    Rules (OpenAI "Structured Outputs, supported schemas"): the root is ``type: object`` and not
-    ``anyOf``; every object has ``additionalProperties: false`` and lists every property in
-    ``required`` (optional values are nullable types instead); only the keywords of
-    :data:`STRICT_BY_TYPE` (plus ``type``, ``enum``, ``const``, ``anyOf``, ``$ref`` and annotations) are
-    used; at most 10 nested object levels, 5 000 properties and 1 000 enum values.
-    """
-    found: list[tuple[list[str | int], str]] = []
-    if schema.get("type") != "object":
-        found.append(([], "strict structured output needs the root to be 'type: object'"))
-    if "anyOf" in schema:
-        found.append((["anyOf"], "strict structured output does not allow 'anyOf' at the root"))
-    totals = {"properties": 0, "enum": 0}
-
-    def walk(node: Any, path: list[str | int], depth: int, root: bool = False) -> None:
-        if not isinstance(node, dict):
-            return
-        types = _types(node)
-        allowed = STRICT_ANNOTATIONS | STRICT_COMMON | (STRICT_ROOT_ONLY if root else set())
-        for t in types or set(STRICT_BY_TYPE):
-            allowed |= STRICT_BY_TYPE.get(t, set())
-        for key in node:
-            if key not in allowed:
-                where = f"for type {sorted(types)}" if types else "here"
-                found.append(([*path, key], f"keyword '{key}' is not supported {where} by strict structured output"))
-        if "enum" in node and isinstance(node["enum"], list):
-            totals["enum"] += len(node["enum"])
-        is_object = "object" in types or "properties" in node
-        if is_object:
-            depth += 1
-            if depth > STRICT_MAX_DEPTH:
-                found.append((path, f"objects nested deeper than {STRICT_MAX_DEPTH} levels"))
-            props = node.get("properties") or {}
-            totals["properties"] += len(props)
-            if node.get("additionalProperties") is not False:
-                found.append((path, "object must set 'additionalProperties: false' for strict structured output"))
-            required = set(node.get("required") or [])
-            for name in props:
-                if name not in required:
-                    found.append(
-                        (
-                            [*path, "properties", name],
-                            f"property '{name}' must be listed in 'required' (strict mode: make it nullable instead)",
-                        )
-                    )
-            for name, sub in props.items():
-                walk(sub, [*path, "properties", name], depth)
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], [*path, "items"], depth)
-        for i, sub in enumerate(node.get("anyOf") or []):
-            walk(sub, [*path, "anyOf", i], depth)
-        if root:
-            for defs in ("$defs", "definitions"):
-                for name, sub in (node.get(defs) or {}).items():
-                    walk(sub, [*path, defs, name], depth)
-
-    walk(schema, [], 0, root=True)
-    if totals["properties"] > STRICT_MAX_PROPERTIES:
-        found.append(([], f"{totals['properties']} properties; strict mode allows {STRICT_MAX_PROPERTIES}"))
-    if totals["enum"] > STRICT_MAX_ENUM_VALUES:
-        found.append(([], f"{totals['enum']} enum values; strict mode allows {STRICT_MAX_ENUM_VALUES}"))
-    return found
 
 
 class _TopicChecker:
@@ -265,7 +106,7 @@ class _TopicChecker:
         if not isinstance(data, dict):
             self.add(self.meta_path, 1, "metadata must be a mapping")
             return False
-        self.meta = _jsonable(data)
+        self.meta = jsonable(data)
         validator = jsonschema.Draft202012Validator(
             metadata_schema(self.root), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
         )
@@ -276,7 +117,7 @@ class _TopicChecker:
                 for extra in sorted(set(error.instance) - known):
                     self.at_meta(
                         [*path, extra],
-                        f"{_path_text([*path, extra])}: unknown key (allowed here: {', '.join(sorted(known))})"
+                        f"{path_text([*path, extra])}: unknown key (allowed here: {', '.join(sorted(known))})"
                         " (metadata schema)",
                         key=True,
                     )
@@ -284,7 +125,7 @@ class _TopicChecker:
             # A missing key is reported at the key of the mapping that lacks it.
             self.at_meta(
                 path,
-                f"{_path_text(path)}: {_short(error.message)} (metadata schema)",
+                f"{path_text(path)}: {shorten(error.message)} (metadata schema)",
                 key=error.validator == "required" and bool(path),
             )
         if self.meta.get("name") not in (None, self.dir.name):
@@ -411,7 +252,7 @@ class _TopicChecker:
             self.add(
                 path,
                 loc.line(where),
-                f"invalid JSON Schema (Draft 2020-12) at {_path_text(where)}: {_short(exc.message)}",
+                f"invalid JSON Schema (Draft 2020-12) at {path_text(where)}: {shorten(exc.message)}",
             )
             return
         for where, message in strict_problems(schema):
@@ -521,7 +362,7 @@ class _TopicChecker:
                             file,
                             lineno,
                             f"example '{eid}': expected{error.json_path[1:]} does not match the output schema of "
-                            f"{version}: fails '{error.validator}' ({_short(error.message, 100)})",
+                            f"{version}: fails '{error.validator}' ({shorten(error.message, 100)})",
                         )
         if count < MIN_EXAMPLES:
             self.add(files[0], 1, f"{count} labelled examples; at least {MIN_EXAMPLES} are required")
@@ -536,11 +377,6 @@ class _TopicChecker:
                 self.check_schema(version, spec)
         self.check_evaluation()
         self.check_examples()
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def validate_registry(prompts_dir: Path | str | None = None, topics: Iterable[str] | None = None) -> list[Problem]:

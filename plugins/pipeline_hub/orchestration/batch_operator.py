@@ -74,6 +74,8 @@ class ChunkBatchOperator(LLMBatchOperator):
         return summary
 
     def execute(self, context) -> dict[str, Any]:
+        """Prepare the chunk's batch requests and submit them (then defer until the job ends); a chunk with
+        nothing to submit (all cached, too long or over budget) is folded at once. Returns the chunk summary."""
         prepared = self._prepare()
         if not prepared["requests"]:  # all cached, long or over budget: nothing to submit
             self.log.info("chunk %s: no batch requests (%s)", self.item["chunk_index"], prepared["left_out"])
@@ -81,6 +83,7 @@ class ChunkBatchOperator(LLMBatchOperator):
         return self._fold(super().execute(context))
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the deferral: fold the finished batch job's answers into the chunk summary."""
         from pipeline_hub.stages import prompt_batch as batch_mode
 
         # A fresh instance after deferral: point it at the requests that were submitted, as written.

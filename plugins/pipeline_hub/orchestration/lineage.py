@@ -102,7 +102,7 @@ def _schema_facet(topic_name: str, prompt_version: str | None):
     from openlineage.client.facet_v2 import schema_dataset
 
     from pipeline_hub.prompts.registry import load_topic
-    from pipeline_hub.stages.publish import published_schema
+    from pipeline_hub.stages.parquet import published_schema
 
     topic = load_topic(topic_name, version=prompt_version)
     schema = published_schema(topic.prompt.output_schema, topic.keep_fields)

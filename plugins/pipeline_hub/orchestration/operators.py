@@ -44,6 +44,8 @@ class PublishOperator(BaseOperator):
         self.manifest: dict[str, Any] = {}
 
     def execute(self, context) -> dict[str, Any]:
+        """Publish the topic (:func:`pipeline_hub.stages.publish.publish_topic`) and add its Asset to the
+        published alias; raises ``AirflowFailException`` when the topic failed its quality gate."""
         from airflow.sdk import Asset
         from airflow.sdk.exceptions import AirflowFailException
 

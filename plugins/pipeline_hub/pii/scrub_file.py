@@ -79,7 +79,7 @@ def scrub_file(
     ``pseudonymize`` by keyed pseudonyms. Raises :class:`ScrubFileError` naming the file and the line
     or column for unreadable input, unknown columns, or an output path equal to the input.
     """
-    from pipeline_hub.stages.scrub import Scrubber
+    from pipeline_hub.pii.scrubber import Scrubber
 
     src, dst = Path(input_path), Path(output_path)
     fmt, gz = detect_format(src)

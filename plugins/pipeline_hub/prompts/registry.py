@@ -56,6 +56,7 @@ class PromptVersion:
 
     @cached_property
     def template(self) -> jinja2.Template:
+        """The compiled Jinja2 template of this version (``StrictUndefined`` environment of the registry)."""
         return self.env.get_template(self.template_path)
 
     @cached_property
@@ -103,6 +104,7 @@ class Topic:
 
     @property
     def version(self) -> str:
+        """The prompt version this topic was loaded at (e.g. ``1.2.0``)."""
         return self.prompt.version
 
     @property

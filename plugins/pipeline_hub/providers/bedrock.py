@@ -9,7 +9,7 @@ the amazon provider's own: ``model`` (a Bedrock model or inference-profile id, r
 ``max_retries``, ``retry_backoff_s``, ``retry_backoff_max_s`` and the circuit breaker's ``breaker_*``
 (as for ``LLMHook``).
 
-A request that still fails after the retries raises :class:`~pipeline_hub.providers.hook.CallFailed`
+A request that still fails after the retries raises :class:`~pipeline_hub.providers.errors.CallFailed`
 naming the connection, the model and the last failure: ``HTTP <status> <error code>`` (e.g. ``HTTP 429
 ThrottlingException``, ``HTTP 500 InternalServerException``), ``timeout after <N>s`` (read), ``connect
 timeout after <N>s``, ``connection refused`` (nothing listening at the endpoint) or ``connection error
@@ -51,7 +51,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from pipeline_hub.providers.hook import CallFailed, ChatHookMixin, Completion, ProviderError, network_failure
+from pipeline_hub.providers.errors import CallFailed, ProviderError, network_failure
+from pipeline_hub.providers.hook import ChatHookMixin
+from pipeline_hub.providers.session import Completion
 
 RETRYABLE_CODES = {
     "ThrottlingException",
@@ -105,6 +107,7 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
 
     @cached_property
     def extras(self) -> dict[str, Any]:
+        """The connection's extras (``model``, ``region_name``, ``endpoint_url``, limits; see module docstring)."""
         return dict(self.get_connection(self.conn_id).extra_dejson or {})
 
     @property
@@ -126,6 +129,7 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
 
     @property
     def connect_timeout(self) -> float:
+        """Seconds to wait for a connection: the request timeout, at most 10."""
         return min(10.0, self.timeout)
 
     def describe_failure(self, exc: BaseException) -> str:
@@ -171,7 +175,7 @@ class BedrockLLMHook(ChatHookMixin, BedrockRuntimeHook):
 
         Retries as :meth:`is_retryable` says, with exponential backoff and full jitter; raises
         :class:`ProviderError` naming the connection on 401/403/404 and on missing credentials or region,
-        and :class:`~pipeline_hub.providers.hook.CallFailed` when the retries are exhausted or at once on
+        and :class:`~pipeline_hub.providers.errors.CallFailed` when the retries are exhausted or at once on
         other 4xx (e.g. ``ValidationException``: the request itself cannot succeed).
         """
         boto_client, executor = client

@@ -37,32 +37,40 @@ def cache_key(*, provider: str, model: str, params: dict[str, Any], messages: li
 class ResponseCache(Protocol):
     """``get(key) -> dict | None`` and ``set(key, value: dict)``; values are small JSON documents."""
 
-    def get(self, key: str) -> dict[str, Any] | None: ...
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored value of ``key``, or None."""
 
-    def set(self, key: str, value: dict[str, Any]) -> None: ...
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        """Store ``value`` (a small JSON document) under ``key``."""
 
 
 class PurgeableCache(ResponseCache, Protocol):
     """A cache that can also enumerate and delete entries (GDPR erasure, :mod:`pipeline_hub.governance.erasure`)."""
 
-    def keys(self) -> Iterator[str]: ...
+    def keys(self) -> Iterator[str]:
+        """Every stored key."""
 
-    def delete(self, key: str) -> bool: ...
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True when it was present."""
 
 
 class NoCache:
     """The ``off`` backend."""
 
     def get(self, key: str) -> dict[str, Any] | None:
+        """Always None: nothing is stored."""
         return None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
+        """Store nothing."""
         return None
 
     def keys(self) -> Iterator[str]:
+        """No keys."""
         return iter(())
 
     def delete(self, key: str) -> bool:
+        """False: nothing is stored."""
         return False
 
 
@@ -76,9 +84,11 @@ class DiskCache:
         self._cache = diskcache.Cache(directory)
 
     def get(self, key: str) -> dict[str, Any] | None:
+        """The stored value of ``key``, or None."""
         return self._cache.get(key)
 
     def set(self, key: str, value: dict[str, Any]) -> None:
+        """Store ``value`` under ``key``."""
         self._cache.set(key, value)
 
     def keys(self) -> Iterator[str]:
@@ -103,6 +113,7 @@ class ObjectStoreCache:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
+        """The JSON object of ``key``, or None when there is none."""
         path = self._path(key)
         try:
             return json.loads(path.read_bytes())
@@ -110,6 +121,7 @@ class ObjectStoreCache:
             return None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
+        """Write ``value`` as the JSON object of ``key`` (not atomic: a concurrent writer of the key may win)."""
         self._storage.write_json(self._path(key), value, atomic=False)
 
     def keys(self) -> Iterator[str]:

@@ -46,14 +46,9 @@ openai-python's ``AzureOpenAI`` client; Airflow OpenAI provider ``OpenAIHook``.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
-import errno
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -67,7 +62,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
-DIALECTS = ("json_schema", "json_object_schema", "json_object")
+from pipeline_hub.providers.errors import CallFailed, ProviderError, describe_failure
+from pipeline_hub.providers.session import CallSession, Completion
+from pipeline_hub.providers.structured import DIALECTS, response_format
+
 RETRYABLE = (
     openai.RateLimitError,
     openai.InternalServerError,
@@ -75,167 +73,6 @@ RETRYABLE = (
     openai.APIConnectionError,
 )
 FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
-
-
-class BudgetExhausted(RuntimeError):
-    """A call was not sent because the caller's spending gate said no (the budget cap is reached)."""
-
-
-class ProviderError(RuntimeError):
-    """The provider refused in a way retrying cannot fix (401, 403, 404) or is misconfigured.
-
-    The message names the Airflow connection, never the request content.
-    """
-
-
-class ProviderUnavailable(ProviderError):
-    """The circuit breaker tripped: most records of a chunk failed after their retries (the provider is down).
-
-    One line naming the connection, the model, the counts and the last failure; raised by the prompt task
-    so that Airflow's task retries (and the response cache, for the answers finished before) resume it.
-    Attributes: ``conn_id``, ``model``, ``failed``, ``sent`` (records sent, in the breaker's count),
-    ``last_failure``.
-    """
-
-    def __init__(self, conn_id: str, model: str, *, failed: int, sent: int, last_failure: str, kind: str = "LLM"):
-        self.conn_id, self.model, self.failed, self.sent, self.last_failure = conn_id, model, failed, sent, last_failure
-        super().__init__(
-            f"{kind} connection '{conn_id}' (model {model}) looks unavailable: {failed} of the last {sent} records "
-            f"sent failed after their retries (last failure: {last_failure}); stopped the chunk. Check the "
-            "provider, then retry the task: answers received before the stop are cached and not paid again"
-        )
-
-
-class CallFailed(RuntimeError):
-    """One request still failed after the retry policy (a per-record outcome, not a task failure).
-
-    ``failure`` is a short description of the last error, our own words, never the server's message
-    nor the request (``HTTP 500``, ``HTTP 429``, ``HTTP 400``, ``timeout after 5s``, ``connection
-    refused``, ``host name not resolved``, ``connection error (ServerDisconnectedError)``);
-    ``retryable`` says whether the last error was one worth retrying (then a fallback route is tried).
-    Attributes: ``conn_id``, ``model``, ``failure``, ``attempts``, ``retryable``, ``kind``.
-    """
-
-    def __init__(
-        self, conn_id: str, model: str, failure: str, *, attempts: int, retryable: bool = True, kind: str = "LLM"
-    ) -> None:
-        self.conn_id, self.model, self.failure = conn_id, model, failure
-        self.attempts, self.retryable, self.kind = attempts, retryable, kind
-        super().__init__(
-            f"{kind} connection '{conn_id}' model {model}: {failure} ({attempts} attempt{'s' if attempts != 1 else ''})"
-        )
-
-
-def causes(exc: BaseException | None):
-    """``exc`` and every exception it was raised from or during (``__cause__``, ``__context__``)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def network_failure(exc: BaseException, timeout_s: float) -> str | None:
-    """The network-level cause of ``exc`` in our words, or None when none is found in its chain.
-
-    Looks through the whole chain, because clients wrap socket errors: openai-python's aiohttp
-    transport maps aiohttp's ``ClientConnectorError`` (also a refused connection) to
-    ``httpx.ConnectTimeout`` and so to ``APITimeoutError``; botocore wraps urllib3's
-    ``NewConnectionError`` in ``EndpointConnectionError``. The socket error underneath decides.
-    """
-    chain = list(causes(exc))
-    for e in chain:
-        if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
-            return "connection refused"
-    for e in chain:
-        if isinstance(e, socket.gaierror) or type(e).__name__ == "ClientConnectorDNSError":
-            return "host name not resolved"
-    for e in chain:
-        if isinstance(e, ConnectionResetError | BrokenPipeError) or type(e).__name__ == "ServerDisconnectedError":
-            return "connection closed by the server"
-    for e in chain:
-        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:  # httpx2, aiohttp, openai, botocore
-            return f"timeout after {timeout_s:g}s"
-    return None
-
-
-def describe_failure(exc: BaseException, timeout_s: float) -> str:
-    """``exc`` (an openai-python error) as ``HTTP <status>``, a network failure or ``<error type>``."""
-    if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}"
-    found = network_failure(exc, timeout_s)
-    if found:
-        return found
-    deepest = list(causes(exc))[-1]
-    return f"connection error ({type(deepest).__name__})"
-
-
-class CircuitBreaker:
-    """Counts the records of one prompt task that reached the provider, and trips when it looks down.
-
-    ``record(failure)`` is called once per record sent (``failure`` None when it got an answer, else
-    the :class:`CallFailed` it ended with); it raises :class:`ProviderUnavailable` when
-
-    - the last ``consecutive`` records sent all ended as provider errors, or
-    - at least ``ratio`` of the last ``window`` records sent did (checked once ``window`` were sent).
-
-    Defaults (10, 20, 0.5) never trip on scattered failures (under 20 % failed attempts and 3 retries,
-    a record fails with probability 0.2⁴ ≈ 0.2 %) and trip within a few seconds when every call fails.
-    Records answered from the cache, or never sent (missing fields, budget), are not counted. 0 for
-    ``consecutive`` or ``window`` disables that rule.
-    """
-
-    def __init__(self, consecutive: int = 10, window: int = 20, ratio: float = 0.5) -> None:
-        self.consecutive, self.window, self.ratio = consecutive, window, ratio
-        self.recent: collections.deque[bool] = collections.deque(maxlen=max(1, window))
-        self.run = 0  # provider errors in a row
-        self.tripped: ProviderUnavailable | None = None
-
-    @classmethod
-    def for_hook(cls, hook) -> CircuitBreaker:
-        """A breaker with ``hook``'s thresholds (connection extras ``breaker_*``, see the module docstring)."""
-        return cls(hook.breaker_consecutive, hook.breaker_window, hook.breaker_ratio)
-
-    def record(self, failure: CallFailed | None) -> None:
-        """Count one record sent; raise :class:`ProviderUnavailable` once tripped (also on later calls)."""
-        if self.tripped is not None:
-            raise self.tripped
-        self.recent.append(failure is not None)
-        self.run = self.run + 1 if failure is not None else 0
-        if failure is None:
-            return
-        failed = sum(self.recent)
-        by_run = self.consecutive > 0 and self.run >= self.consecutive
-        by_ratio = self.window > 0 and len(self.recent) >= self.window and failed >= self.ratio * self.window
-        if by_run or by_ratio:
-            failed, sent = (failed, len(self.recent)) if by_ratio else (self.run, self.run)
-            self.tripped = ProviderUnavailable(
-                failure.conn_id,
-                failure.model,
-                failed=failed,
-                sent=sent,
-                last_failure=failure.failure,
-                kind=failure.kind,
-            )
-            raise self.tripped
-
-
-@dataclass
-class Completion:
-    """One successful chat completion: raw ``content`` text, token usage, latency (s), attempts made."""
-
-    content: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency_s: float
-    attempts: int
-    cache_hit: bool = False
-    model: str = ""
-    route: str = "primary"  # set by the router: primary | long_input | fallback
-
-    def cacheable(self) -> dict[str, Any]:
-        """What the response cache stores: the answer and its usage, not how this call got it."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("attempts", "cache_hit", "route")}
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -275,14 +112,17 @@ class ChatHookMixin:
 
     @property
     def max_concurrency(self) -> int:
+        """Requests in flight at once inside one task (extra ``max_concurrency``, default 4, at least 1)."""
         return max(1, int(self.extras.get("max_concurrency", 4)))
 
     @property
     def timeout(self) -> float:
+        """Per-request timeout in seconds (extra ``timeout``, default 120)."""
         return float(self.extras.get("timeout", 120))
 
     @property
     def max_retries(self) -> int:
+        """Retries after the first attempt on retryable errors (extra ``max_retries``, default 4)."""
         return int(self.extras.get("max_retries", 4))
 
     @property
@@ -292,18 +132,24 @@ class ChatHookMixin:
 
     @property
     def retry_backoff_max_s(self) -> float:
+        """Cap of one backoff wait in seconds (extra ``retry_backoff_max_s``, default 30)."""
         return float(self.extras.get("retry_backoff_max_s", 30))
 
     @property
     def breaker_consecutive(self) -> int:
+        """Provider errors in a row that trip the circuit breaker (extra ``breaker_consecutive``, default 10; 0 off)."""
         return int(self.extras.get("breaker_consecutive", 10))
 
     @property
     def breaker_window(self) -> int:
+        """Records sent over which the breaker's failure ratio is measured (extra ``breaker_window``, default
+        20; 0 off)."""
         return int(self.extras.get("breaker_window", 20))
 
     @property
     def breaker_ratio(self) -> float:
+        """Share of the window's records ending as provider errors that trips the breaker (extra ``breaker_ratio``,
+        default 0.5)."""
         return float(self.extras.get("breaker_ratio", 0.5))
 
     def call_failed(self, exc: BaseException, attempts: int, failure: str | None = None) -> CallFailed:
@@ -352,10 +198,12 @@ class LLMHook(ChatHookMixin, OpenAIHook):
 
     @cached_property
     def connection(self):
+        """The Airflow connection ``conn_id`` (looked up once)."""
         return self.get_connection(self.conn_id)
 
     @cached_property
     def extras(self) -> dict[str, Any]:
+        """The connection's extras as a dict (see the module docstring for the keys understood)."""
         return dict(self.connection.extra_dejson or {})
 
     @staticmethod
@@ -371,6 +219,9 @@ class LLMHook(ChatHookMixin, OpenAIHook):
 
     @property
     def dialect(self) -> str:
+        """The structured-output dialect (extra ``structured_output``, default ``json_schema``); raises
+        :class:`~pipeline_hub.providers.errors.ProviderError` for a value outside
+        :data:`~pipeline_hub.providers.structured.DIALECTS`."""
         dialect = self.extras.get("structured_output", "json_schema")
         if dialect not in DIALECTS:
             raise ProviderError(f"LLM connection '{self.conn_id}': extra 'structured_output' must be one of {DIALECTS}")
@@ -387,12 +238,7 @@ class LLMHook(ChatHookMixin, OpenAIHook):
         Annotation keywords (``$schema``, ``title``) are dropped: they are not part of what Structured
         Outputs constrains and some servers reject them.
         """
-        schema = {k: v for k, v in schema.items() if k not in ("$schema", "title")}
-        if self.dialect == "json_schema":
-            return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-        if self.dialect == "json_object_schema":
-            return {"type": "json_object", "schema": schema}
-        return {"type": "json_object"}
+        return response_format(schema, name, self.dialect)
 
     def get_async_client(self) -> openai.AsyncOpenAI:
         """An ``AsyncOpenAI`` client for this connection (``AsyncAzureOpenAI`` when the extra ``api_version``
@@ -490,109 +336,3 @@ class LLMHook(ChatHookMixin, OpenAIHook):
     async def aclose(self, client: openai.AsyncOpenAI) -> None:
         """Close a client from :meth:`get_async_client`."""
         await client.close()
-
-
-class CallSession:
-    """One task's view of a connection: client, concurrency, rate limits, cache and in-flight dedup.
-
-    Use ``async with hook.session(cache) as session: await session.complete(...)``. Identical requests
-    (same cache key) issued concurrently are sent once; answers are written to ``cache`` as they
-    arrive, so a retried task does not pay again for what it already finished.
-    """
-
-    def __init__(self, hook: LLMHook, cache=None) -> None:
-        from aiolimiter import AsyncLimiter
-
-        from pipeline_hub.providers.cache import NoCache
-
-        self.hook = hook
-        self.cache = cache or NoCache()
-        self.client = hook.get_async_client()
-        self.semaphore = asyncio.Semaphore(hook.max_concurrency)
-        headroom = float(hook.extras.get("rate_limit_headroom", 0.95))
-        rpm = hook.extras.get("requests_per_minute")
-        tpm = hook.extras.get("tokens_per_minute")
-        # Requests are paced one at a time (bucket capacity 1), never in bursts: a provider counting
-        # requests in a sliding 60 s window then never sees more than the limit, even right after
-        # start-up when a full bucket would otherwise let a burst through on top of the steady rate.
-        # ``headroom`` (default 95 %) absorbs network jitter between our clock and theirs.
-        self.rpm = AsyncLimiter(1, 60.0 / (float(rpm) * headroom)) if rpm else None
-        # Tokens: a bucket holding one second's worth, refilled continuously.
-        self.tpm = AsyncLimiter(float(tpm) * headroom / 60.0, 1.0) if tpm else None
-        self._inflight: dict[str, asyncio.Future] = {}
-
-    async def __aenter__(self) -> CallSession:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.hook.aclose(self.client)
-
-    def key(self, messages: list[dict[str, str]], *, schema: dict[str, Any], params: dict[str, Any]) -> str:
-        """The response-cache key of this request on this session's provider and model."""
-        from pipeline_hub.providers.cache import cache_key
-
-        return cache_key(
-            provider=self.hook.provider, model=self.hook.model, params=params, messages=messages, schema=schema
-        )
-
-    def store(
-        self, messages: list[dict[str, str]], completion: Completion, *, schema: dict[str, Any], params: dict[str, Any]
-    ) -> None:
-        """Cache ``completion`` (e.g. a batch job's answer) under this request's key."""
-        self.cache.set(self.key(messages, schema=schema, params=params), completion.cacheable())
-
-    async def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        schema: dict[str, Any],
-        schema_name: str,
-        params: dict[str, Any],
-        gate: Callable[[], bool] | None = None,
-    ) -> Completion:
-        """A :class:`Completion` from the cache, from an identical in-flight request, or from the provider.
-
-        Every attempt (first call and retries) waits for a concurrency slot and the rate limits, and
-        gives its slot back while it backs off. ``gate`` is asked right before the first paid attempt;
-        when it returns False, :class:`BudgetExhausted` is raised instead of calling.
-        """
-        hook = self.hook
-        key = self.key(messages, schema=schema, params=params)
-        if (hit := self.cache.get(key)) is not None:
-            return Completion(**{"model": hook.model, **hit, "attempts": 0, "cache_hit": True})
-        if key in self._inflight:
-            shared = await asyncio.shield(self._inflight[key])
-            return Completion(**{**shared.cacheable(), "attempts": 0, "cache_hit": True})
-        future = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        first = True
-
-        @contextlib.asynccontextmanager
-        async def slot():
-            # Held for one attempt only: a request backing off between retries frees its slot.
-            nonlocal first
-            async with self.semaphore:
-                if first and gate is not None and not gate():
-                    raise BudgetExhausted("spending gate closed")
-                first = False
-                if self.rpm:
-                    await self.rpm.acquire()
-                if self.tpm:
-                    chars = sum(len(m.get("content") or "") for m in messages)
-                    estimate = chars / 4 + float(params.get("max_tokens") or 256)
-                    await self.tpm.acquire(min(estimate, self.tpm.max_rate))
-                yield
-
-        try:
-            completion = await hook.acomplete(
-                self.client, messages, schema=schema, schema_name=schema_name, params=params, slot=slot
-            )
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        self.cache.set(key, completion.cacheable())
-        future.set_result(completion)
-        return completion

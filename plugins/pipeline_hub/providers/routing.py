@@ -148,7 +148,7 @@ def route_models(routes: dict[str, Any]) -> list[str]:
 class RoutedSession:
     """Call sessions for a topic's routes inside one task; use ``async with RoutedSession(routes, cache)``.
 
-    ``complete`` takes the same arguments as :meth:`~pipeline_hub.providers.hook.CallSession.complete`
+    ``complete`` takes the same arguments as :meth:`~pipeline_hub.providers.session.CallSession.complete`
     and returns its ``Completion`` with ``route`` set to ``primary``, ``long_input`` or ``fallback``.
     """
 
@@ -166,6 +166,7 @@ class RoutedSession:
 
     @property
     def primary(self):
+        """The primary route's hook."""
         return self.hooks["primary"]
 
     async def __aenter__(self) -> RoutedSession:
@@ -195,11 +196,11 @@ class RoutedSession:
     async def complete(self, messages: list[dict[str, str]], **kwargs: Any):
         """Send ``messages`` on the picked route; on exhausted retries, once more on ``fallback``.
 
-        Raises the route's :class:`~pipeline_hub.providers.hook.CallFailed` when it gives up (without
+        Raises the route's :class:`~pipeline_hub.providers.errors.CallFailed` when it gives up (without
         a fallback, or on an error retrying cannot fix); when the fallback gives up too, its
         ``CallFailed`` with the primary's failure appended (both connections named).
         """
-        from pipeline_hub.providers.hook import CallFailed  # not at import: DAG files import this module
+        from pipeline_hub.providers.errors import CallFailed  # not at import: DAG files import this module
 
         route = self.pick(messages)
         try:

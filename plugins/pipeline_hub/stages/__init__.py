@@ -12,6 +12,11 @@ runner and the tests all call.
 | publish | :mod:`~pipeline_hub.stages.publish` (index: :mod:`~pipeline_hub.stages.pubindex`) | ``run_publish`` |
 | in-process run | :mod:`~pipeline_hub.stages.runner` | ``run_pipeline`` |
 
+The prompt stage's parts: what is sent for a record (:mod:`~pipeline_hub.stages.prompt_inputs`), one
+record's call, validation and repair (:mod:`~pipeline_hub.stages.prompt_record`) and the chunk's budget
+share (:mod:`~pipeline_hub.stages.budget`). The published tables as Parquet (schemas, lineage metadata,
+atomic writes): :mod:`~pipeline_hub.stages.parquet`.
+
 Imports: stages may import the base modules (``config``, ``exceptions``, ``reasons``, ``hashing``,
 ``storage``, ``readers``) and the domain packages (``providers``, ``prompts``, ``pii``, ``quality``,
 ``governance.register``), never ``lifecycle``, ``orchestration``, ``analytics`` or ``cli``.

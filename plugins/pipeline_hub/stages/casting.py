@@ -1,7 +1,7 @@
 """Answers and kept fields cast to their published Parquet types before they are scrubbed and published.
 
-The published columns are typed by :func:`pipeline_hub.stages.publish.published_schema`: kept input fields
-are strings, each answer property has the Arrow type :func:`pipeline_hub.stages.publish.arrow_type` gives its
+The published columns are typed by :func:`pipeline_hub.stages.parquet.published_schema`: kept input fields
+are strings, each answer property has the Arrow type :func:`pipeline_hub.stages.parquet.arrow_type` gives its
 JSON Schema. JSON Schema validation (in the prompt stage) is not enough to write those types: Draft
 2020-12 counts ``2.0`` and ``1e30`` as integers, an ``array`` without ``items`` is published as a
 list of strings, and a record's kept field may hold any JSON value. So, per record:
@@ -99,8 +99,8 @@ def cast_value(value: Any, arrow: pa.DataType, path: str) -> Any:
 
 
 def answer_types(output_schema: dict[str, Any]) -> dict[str, pa.DataType]:
-    """``{property: Arrow type}`` of an output schema's top-level properties (``publish.arrow_type``)."""
-    from pipeline_hub.stages.publish import arrow_type
+    """``{property: Arrow type}`` of an output schema's top-level properties (``parquet.arrow_type``)."""
+    from pipeline_hub.stages.parquet import arrow_type
 
     return {k: arrow_type(v) for k, v in output_schema.get("properties", {}).items()}
 

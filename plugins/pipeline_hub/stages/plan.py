@@ -73,21 +73,26 @@ class RunPlan:
 
     @property
     def pending(self) -> list[TopicPlan]:
+        """The topics still to run (status ``pending``), in plan order."""
         return [t for t in self.topics if t.status == "pending"]
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready data (the run plan file's content)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunPlan:
+        """The plan from :meth:`to_dict` data (``data`` is consumed: its ``topics`` key is popped)."""
         topics = [TopicPlan(**t) for t in data.pop("topics")]
         return cls(**data, topics=topics)
 
     @classmethod
     def load(cls, uri: str) -> RunPlan:
+        """The plan stored at ``uri`` (a local path or object-store URI, as written by the hash stage)."""
         return cls.from_dict(storage.read_json(storage.to_path(uri)))
 
     def topic(self, name: str) -> TopicPlan:
+        """The :class:`TopicPlan` of topic ``name``; raises ``StopIteration`` when the plan has none."""
         return next(t for t in self.topics if t.topic == name)
 
     def identity(self, t: TopicPlan) -> dict[str, Any]:

@@ -25,11 +25,11 @@ import logging
 from typing import Annotated, Any
 
 from pipeline_hub import storage
-from pipeline_hub.providers.hook import Completion
 from pipeline_hub.providers.pricing import cost_usd
 from pipeline_hub.providers.routing import estimate_tokens
+from pipeline_hub.providers.session import Completion
 from pipeline_hub.stages.plan import RunPlan
-from pipeline_hub.stages.prompt import build_variables, protect_inputs, route_providers
+from pipeline_hub.stages.prompt_inputs import build_variables, protect_inputs, route_providers
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from pipeline_hub import storage
 from pipeline_hub.exceptions import QualityGateFailed  # noqa: F401 - raised by publish, caught by callers
-from pipeline_hub.quality import failed_expectations, validate_topic
+from pipeline_hub.quality.checks import failed_expectations
+from pipeline_hub.quality.gate import validate_topic
+from pipeline_hub.stages.parquet import partition
 from pipeline_hub.stages.plan import RunPlan, plan_topic
-from pipeline_hub.stages.publish import partition
 
 log = logging.getLogger(__name__)
 

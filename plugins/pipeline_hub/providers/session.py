@@ -1,0 +1,140 @@
+"""One task's calls to a chat hook: :class:`CallSession` (client, concurrency, rate limits, response cache,
+in-flight dedup) and the :class:`Completion` it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline_hub.providers.errors import BudgetExhausted
+
+if TYPE_CHECKING:
+    from pipeline_hub.providers.hook import LLMHook
+
+
+@dataclass
+class Completion:
+    """One successful chat completion: raw ``content`` text, token usage, latency (s), attempts made."""
+
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    attempts: int
+    cache_hit: bool = False
+    model: str = ""
+    route: str = "primary"  # set by the router: primary | long_input | fallback
+
+    def cacheable(self) -> dict[str, Any]:
+        """What the response cache stores: the answer and its usage, not how this call got it."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("attempts", "cache_hit", "route")}
+
+
+class CallSession:
+    """One task's view of a connection: client, concurrency, rate limits, cache and in-flight dedup.
+
+    Use ``async with hook.session(cache) as session: await session.complete(...)``. Identical requests
+    (same cache key) issued concurrently are sent once; answers are written to ``cache`` as they
+    arrive, so a retried task does not pay again for what it already finished.
+    """
+
+    def __init__(self, hook: LLMHook, cache=None) -> None:
+        from aiolimiter import AsyncLimiter
+
+        from pipeline_hub.providers.cache import NoCache
+
+        self.hook = hook
+        self.cache = cache or NoCache()
+        self.client = hook.get_async_client()
+        self.semaphore = asyncio.Semaphore(hook.max_concurrency)
+        headroom = float(hook.extras.get("rate_limit_headroom", 0.95))
+        rpm = hook.extras.get("requests_per_minute")
+        tpm = hook.extras.get("tokens_per_minute")
+        # Requests are paced one at a time (bucket capacity 1), never in bursts: a provider counting
+        # requests in a sliding 60 s window then never sees more than the limit, even right after
+        # start-up when a full bucket would otherwise let a burst through on top of the steady rate.
+        # ``headroom`` (default 95 %) absorbs network jitter between our clock and theirs.
+        self.rpm = AsyncLimiter(1, 60.0 / (float(rpm) * headroom)) if rpm else None
+        # Tokens: a bucket holding one second's worth, refilled continuously.
+        self.tpm = AsyncLimiter(float(tpm) * headroom / 60.0, 1.0) if tpm else None
+        self._inflight: dict[str, asyncio.Future] = {}
+
+    async def __aenter__(self) -> CallSession:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.hook.aclose(self.client)
+
+    def key(self, messages: list[dict[str, str]], *, schema: dict[str, Any], params: dict[str, Any]) -> str:
+        """The response-cache key of this request on this session's provider and model."""
+        from pipeline_hub.providers.cache import cache_key
+
+        return cache_key(
+            provider=self.hook.provider, model=self.hook.model, params=params, messages=messages, schema=schema
+        )
+
+    def store(
+        self, messages: list[dict[str, str]], completion: Completion, *, schema: dict[str, Any], params: dict[str, Any]
+    ) -> None:
+        """Cache ``completion`` (e.g. a batch job's answer) under this request's key."""
+        self.cache.set(self.key(messages, schema=schema, params=params), completion.cacheable())
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any],
+        schema_name: str,
+        params: dict[str, Any],
+        gate: Callable[[], bool] | None = None,
+    ) -> Completion:
+        """A :class:`Completion` from the cache, from an identical in-flight request, or from the provider.
+
+        Every attempt (first call and retries) waits for a concurrency slot and the rate limits, and
+        gives its slot back while it backs off. ``gate`` is asked right before the first paid attempt;
+        when it returns False, :class:`BudgetExhausted` is raised instead of calling.
+        """
+        hook = self.hook
+        key = self.key(messages, schema=schema, params=params)
+        if (hit := self.cache.get(key)) is not None:
+            return Completion(**{"model": hook.model, **hit, "attempts": 0, "cache_hit": True})
+        if key in self._inflight:
+            shared = await asyncio.shield(self._inflight[key])
+            return Completion(**{**shared.cacheable(), "attempts": 0, "cache_hit": True})
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        first = True
+
+        @contextlib.asynccontextmanager
+        async def slot():
+            # Held for one attempt only: a request backing off between retries frees its slot.
+            nonlocal first
+            async with self.semaphore:
+                if first and gate is not None and not gate():
+                    raise BudgetExhausted("spending gate closed")
+                first = False
+                if self.rpm:
+                    await self.rpm.acquire()
+                if self.tpm:
+                    chars = sum(len(m.get("content") or "") for m in messages)
+                    estimate = chars / 4 + float(params.get("max_tokens") or 256)
+                    await self.tpm.acquire(min(estimate, self.tpm.max_rate))
+                yield
+
+        try:
+            completion = await hook.acomplete(
+                self.client, messages, schema=schema, schema_name=schema_name, params=params, slot=slot
+            )
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        self.cache.set(key, completion.cacheable())
+        future.set_result(completion)
+        return completion

@@ -1,0 +1,42 @@
+"""Reader for Parquet objects (pyarrow, read from memory: the format needs random access).
+
+Rows become records with ``None`` values dropped; a row's size is that of its JSON text. Called by
+:func:`pipeline_hub.readers.iter_records`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+from pipeline_hub import reasons
+from pipeline_hub.readers.limits import Item, Limits, ObjectError, _checked, _oversize_record, _Progress
+
+
+def _parquet(name: str, data: bytes, limits: Limits, progress: _Progress) -> Iterator[Item]:
+    """Parquet rows (read from memory: the format needs random access), ``None`` values dropped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    row = 0
+    try:
+        pf = pq.ParquetFile(io.BytesIO(data))
+        for batch in pf.iter_batches(batch_size=1024):
+            for values in batch.to_pylist():
+                row += 1
+                progress.position = row
+                where = {"obj": name, "row": row}
+                record = {k: v for k, v in values.items() if v is not None}
+                size = len(json.dumps(record, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+                if size > limits.max_record_bytes:
+                    yield _oversize_record(row, "{obj} row {row}", where, limits)
+                else:
+                    yield _checked(row, record, "{obj} row {row}", where, limits)
+    except (pa.ArrowException, ValueError, OSError) as exc:  # bad magic, thrift, pages (bytes are in memory)
+        yield ObjectError(
+            reasons.UNREADABLE_PARQUET,
+            reasons.detail("{obj}: not a readable Parquet file at row {row} ({err})", obj=name, row=row,
+                           err=type(exc).__name__),
+            row,
+        )  # fmt: skip

@@ -1,0 +1,163 @@
+"""The published tables as Parquet: Arrow schemas from output schemas, lineage key-value metadata, atomic writes.
+
+:func:`arrow_type` and :func:`published_schema` type the published columns (JSON Schema Draft 2020-12
+subset → Arrow); :data:`QUARANTINE_SCHEMA` and :data:`METRICS_SCHEMA` are the quarantine and LLM-usage
+tables; :func:`lineage_metadata` puts a manifest's identity into ``pipeline_hub.*`` Parquet key-value
+metadata; :func:`parquet_bytes` / :func:`write_table` serialise (zstd) and write one object atomically
+under a Hive-style :func:`partition`. Used by the publish stage, erasure and the Athena DDL.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline_hub import __version__, storage
+from pipeline_hub.config import REPO_DIR
+from pipeline_hub.quality.checks import LINEAGE_COLUMNS, failed_expectations
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("source_uri", pa.string()),
+        ("position", pa.int64()),
+        ("raw_answer", pa.string()),  # the last invalid LLM answer, PII-scrubbed (invalid_output only)
+        ("batch_hash", pa.string()),
+        ("prompt_name", pa.string()),
+        ("prompt_version", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+
+
+def arrow_type(schema: dict[str, Any]) -> pa.DataType:
+    """Arrow type for a JSON Schema (Draft 2020-12 subset used by output schemas).
+
+    object → struct (properties in declared order), array → list, string → string, number → float64,
+    integer → int64, boolean → bool; ``["T", "null"]`` → nullable T. Raises ``ValueError`` otherwise.
+    """
+    types = schema.get("type")
+    if isinstance(types, list):
+        non_null = [t for t in types if t != "null"]
+        if len(non_null) != 1:
+            raise ValueError(f"unsupported JSON Schema union type {types}")
+        types = non_null[0]
+    if types is None and "enum" in schema:
+        types = "string"
+    if types == "object":
+        return pa.struct([pa.field(k, arrow_type(v)) for k, v in schema.get("properties", {}).items()])
+    if types == "array":
+        return pa.list_(arrow_type(schema.get("items", {"type": "string"})))
+    mapping = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
+    if types in mapping:
+        return mapping[types]
+    raise ValueError(f"unsupported JSON Schema type {types!r}")
+
+
+def published_schema(output_schema: dict[str, Any], keep_fields: list[str]) -> pa.Schema:
+    """Lineage columns, then kept input fields (strings), then the answer's top-level properties."""
+    fields = [pa.field(c, pa.string(), nullable=False) for c in LINEAGE_COLUMNS]
+    fields += [pa.field(f, pa.string()) for f in keep_fields]
+    fields += [pa.field(k, arrow_type(v)) for k, v in output_schema.get("properties", {}).items()]
+    return pa.schema(fields)
+
+
+def parquet_bytes(table: pa.Table, metadata: dict[str, str]) -> bytes:
+    """Serialise ``table`` as Parquet (zstd) with ``metadata`` merged into the key-value metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta.update({k.encode(): v.encode() for k, v in metadata.items()})
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+    return buf.getvalue()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``PIPELINE_HUB_CODE_VERSION``, else the git commit of the checkout, else the package version."""
+    if env := os.environ.get("PIPELINE_HUB_CODE_VERSION"):
+        return env
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return f"{__version__}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def partition(root: str, zone: str, topic: str, ds: str):
+    """``<root>/<zone>/<topic>/ds=<ds>`` as an ObjectStoragePath."""
+    return storage.join(root, zone, topic, f"ds={ds}")
+
+
+def write_table(path, rows: list[dict], schema: pa.Schema, metadata: dict[str, str]) -> None:
+    """Write ``rows`` (dicts keyed by column) as one Parquet object at ``path``, atomically."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    storage.write_bytes_atomic(path, parquet_bytes(table, metadata))
+
+
+def lineage_metadata(manifest: dict[str, Any]) -> dict[str, str]:
+    """Parquet key-value metadata: the manifest's identity fields as strings (``pipeline_hub.*`` keys).
+
+    Keys: ``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``, ``model``, ``provider``,
+    ``code_version``, ``prompt_name``, ``prompt_version``, ``template_sha256``, ``prompt`` (JSON),
+    ``inputs`` (JSON list of raw objects with SHA-256 and size), ``quality`` (JSON: suite, success,
+    failed blocking expectations, Data Docs URI), each prefixed ``pipeline_hub.``.
+    """
+    keys = ("topic", "ds", "status", "batch_hash", "run_id", "model", "provider", "code_version")
+    meta = {f"pipeline_hub.{k}": str(manifest.get(k)) for k in keys}
+    prompt = manifest["prompt"]
+    meta.update({f"pipeline_hub.prompt_{k}": str(prompt[k]) for k in ("name", "version")})
+    meta["pipeline_hub.template_sha256"] = str(prompt["template_sha256"])
+    meta["pipeline_hub.prompt"] = json.dumps(prompt, sort_keys=True)
+    meta["pipeline_hub.inputs"] = json.dumps(manifest["inputs"], sort_keys=True)
+    quality = manifest.get("quality") or {}
+    meta["pipeline_hub.quality"] = json.dumps(
+        {
+            "suite": quality.get("suite"),
+            "success": quality.get("success"),
+            "failed": failed_expectations(quality) if "expectations" in quality else [],
+            "data_docs": quality.get("data_docs"),
+        },
+        sort_keys=True,
+    )
+    return meta
+
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("run_id", pa.string()),
+        ("batch_hash", pa.string()),
+        ("prompt_version", pa.string()),
+        ("provider", pa.string()),
+        ("model", pa.string()),
+        ("records_in", pa.int64()),
+        ("published", pa.int64()),
+        ("quarantined", pa.int64()),
+        ("llm_calls", pa.int64()),
+        ("cache_hits", pa.int64()),
+        ("cache_hit_rate", pa.float64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("latency_p50_s", pa.float64()),
+        ("latency_p95_s", pa.float64()),
+        ("budget_cap_usd", pa.float64()),
+        ("budget_exceeded", pa.bool_()),
+        ("finished_at", pa.string()),
+    ]
+)

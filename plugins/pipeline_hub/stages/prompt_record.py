@@ -1,0 +1,238 @@
+"""Prompting one record: render, call (through the routed session, within the budget), validate the answer
+with ``jsonschema`` (Draft 2020-12), one repair attempt when it is invalid; and the chunk's counters
+(:class:`ChunkStats`) the record is counted in.
+
+A record ends ``ok`` or quarantined as ``missing_field``, ``invalid_output``, ``budget_exhausted`` or
+``provider_error`` (see :mod:`pipeline_hub.stages.prompt`). Nothing here logs record text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from pipeline_hub import reasons
+from pipeline_hub.prompts.registry import Topic
+from pipeline_hub.providers.breaker import CircuitBreaker
+from pipeline_hub.providers.errors import BudgetExhausted, CallFailed
+from pipeline_hub.providers.routing import RoutedSession
+from pipeline_hub.providers.session import Completion
+from pipeline_hub.stages.budget import Budget
+from pipeline_hub.stages.prompt_inputs import build_variables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkStats:
+    """Counters of one prompt chunk: records, outcomes by reason, tokens, calls, latency (s)."""
+
+    records: int = 0
+    ok: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+    cache_hits: int = 0
+    cost_usd: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    routes: dict[str, int] = field(default_factory=dict)  # records answered per route
+    provider_failures: dict[str, int] = field(default_factory=dict)  # provider_error records by last failure
+
+    def quarantine(self, reason: str) -> None:
+        """Count one record quarantined with ``reason`` (a :mod:`pipeline_hub.reasons` code)."""
+        self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
+
+
+def _schema_error(validator: jsonschema.Draft202012Validator, answer: Any) -> str | None:
+    """First validation error as ``$.path: keyword`` (never the offending value, which may be PII)."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(answer))
+    if error is None:
+        return None
+    return f"{error.json_path}: fails '{error.validator}'"
+
+
+def _ours(text: str) -> str:
+    """``text`` (our own words) safe as part of a :func:`reasons.detail` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def provider_error_result(base: dict[str, Any], exc: CallFailed, usage: dict[str, Any]) -> dict[str, Any]:
+    """The quarantined result of a record whose call failed after the retry policy (reason ``provider_error``).
+
+    The detail names the record's object and position, the connection, the model and the last failure
+    (``HTTP 500``, ``timeout after 5s``, ``connection refused``, …), never the request or the server's text.
+    """
+    return {
+        **base,
+        "status": "quarantined",
+        "reason": reasons.PROVIDER_ERROR,
+        "detail": reasons.detail(
+            "{uri} record {position}: the provider call failed after the retry policy on connection {conn} "
+            "model {model}: " + _ours(f"{exc.failure} ({exc.attempts} attempts); retried by the next run"),
+            uri=base["source_uri"],
+            position=base["position"],
+            conn=exc.conn_id,
+            model=exc.model,
+        ),
+        "usage": usage,
+    }
+
+
+async def process_record(
+    session: RoutedSession,
+    topic: Topic,
+    validator,
+    record: dict,
+    stats: ChunkStats,
+    budget: Budget,
+    prefilled: Completion | None = None,
+    breaker: CircuitBreaker | None = None,
+) -> dict[str, Any]:
+    """Prompt one record (answer, one repair if invalid); count it in ``breaker`` when it was sent.
+
+    Raises :class:`~pipeline_hub.providers.errors.ProviderUnavailable` when this record trips the breaker.
+    """
+    sent: list[bool] = []
+    result = await _answer_record(session, topic, validator, record, stats, budget, prefilled, sent)
+    failure = result.pop("_failure", None)
+    if breaker is not None and sent:
+        breaker.record(failure)
+    return result
+
+
+async def _answer_record(
+    session: RoutedSession,
+    topic: Topic,
+    validator,
+    record: dict,
+    stats: ChunkStats,
+    budget: Budget,
+    prefilled: Completion | None,
+    sent: list[bool],
+) -> dict[str, Any]:
+    base = {k: record[k] for k in ("record_id", "source_uri", "position")}
+    variables, missing, extra = build_variables(topic, record)
+    if variables is None:
+        stats.quarantine(reasons.MISSING_FIELD)
+        return {
+            **base,
+            "status": "quarantined",
+            "reason": reasons.MISSING_FIELD,
+            "detail": reasons.detail(
+                "{uri} record {position}: field '" + _ours(missing) + "' is missing or empty",
+                uri=record["source_uri"],
+                position=record["position"],
+            ),
+        }
+    messages = topic.prompt.render(variables)
+    params = dict(topic.prompt.model_params)
+    schema = extra.get("schema", topic.prompt.output_schema)
+    if "schema" in extra:
+        validator = jsonschema.Draft202012Validator(schema)
+    error = None
+    usage = {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "attempts": 0,
+        "latency_s": 0.0,
+        "answer_latency_s": 0.0,  # provider latency of the answer(s), also when served from the cache
+        "cache_hit": True,
+        "cost_usd": 0.0,
+        "model": None,
+        "route": None,
+    }
+    for attempt in range(2):  # first answer + one repair
+        try:
+            if attempt == 0 and prefilled is not None:  # answered by a provider batch job
+                completion = prefilled
+                session.store(messages, completion, schema=schema, params=params)
+            else:
+                completion = await session.complete(
+                    messages, schema=schema, schema_name=topic.name, params=params, gate=budget.open
+                )
+        except BudgetExhausted:
+            stats.quarantine(reasons.BUDGET_EXCEEDED)
+            _count_usage(stats, usage)
+            return {
+                **base,
+                "status": "quarantined",
+                "reason": reasons.BUDGET_EXCEEDED,
+                "detail": reasons.detail(
+                    _ours(
+                        f"run budget of {budget.cap_usd} USD reached (this chunk's share: "
+                        f"{budget.allowance_usd:.4f} USD)"
+                    )
+                ),
+                "usage": usage,
+            }
+        except CallFailed as exc:  # retries (and the fallback) exhausted: this record only, not cached
+            sent.append(True)
+            stats.quarantine(reasons.PROVIDER_ERROR)
+            stats.provider_failures[exc.failure] = stats.provider_failures.get(exc.failure, 0) + 1
+            stats.calls += exc.attempts
+            usage["attempts"] += exc.attempts
+            usage["cache_hit"] = False
+            _count_usage(stats, usage)
+            log.warning("%s", exc)  # connection, model and failure only: never the record
+            return {**provider_error_result(base, exc, usage), "_failure": exc}
+        if not completion.cache_hit:
+            sent.append(True)
+        cost = 0.0 if completion.cache_hit else budget.charge(completion)
+        stats.calls += completion.attempts
+        stats.cache_hits += int(completion.cache_hit)
+        for key in ("prompt_tokens", "completion_tokens", "attempts"):
+            usage[key] += getattr(completion, key)
+        usage["latency_s"] += 0.0 if completion.cache_hit else completion.latency_s
+        usage["answer_latency_s"] += completion.latency_s
+        usage["cache_hit"] = usage["cache_hit"] and completion.cache_hit
+        usage["cost_usd"] += cost
+        usage["model"], usage["route"] = completion.model, completion.route
+        try:
+            answer = json.loads(completion.content)
+            error = _schema_error(validator, answer)
+        except json.JSONDecodeError as exc:
+            answer, error = None, f"$: not valid JSON ({exc.msg})"
+        if error is None:
+            stats.ok += 1
+            stats.routes[completion.route] = stats.routes.get(completion.route, 0) + 1
+            _count_usage(stats, usage)
+            kept = {k: record["fields"].get(k) for k in topic.keep_fields}
+            return {**base, "status": "ok", "answer": answer, "usage": usage, "fields": kept}
+        if attempt == 0:
+            messages = [
+                *messages,
+                {"role": "assistant", "content": completion.content},
+                {
+                    "role": "user",
+                    "content": f"That answer is invalid: {error}. Reply again with only the corrected JSON object.",
+                },
+            ]
+    stats.quarantine(reasons.INVALID_OUTPUT)
+    _count_usage(stats, usage)
+    return {
+        **base,
+        "status": "quarantined",
+        "reason": reasons.INVALID_OUTPUT,
+        "detail": reasons.detail(
+            # The JSON path may name keys the model invented (outside text); the rest is ours.
+            "{uri} record {position}: answer failed schema validation after one repair: {path}: "
+            + _ours(error.rsplit(": ", 1)[1]),
+            uri=record["source_uri"],
+            position=record["position"],
+            path=error.rsplit(": ", 1)[0],
+        ),
+        "raw_answer": completion.content,
+        "usage": usage,
+    }
+
+
+def _count_usage(stats: ChunkStats, usage: dict) -> None:
+    stats.prompt_tokens += usage["prompt_tokens"]
+    stats.completion_tokens += usage["completion_tokens"]
+    stats.latency_s += usage["latency_s"]
+    stats.cost_usd += usage["cost_usd"]
