@@ -34,6 +34,7 @@ help:
 	@echo "make test   - install and run the test suite"
 	@echo "make airflow - start the Airflow UI (standalone) on the same local defaults"
 	@echo "make lint   - ruff check + format check"
+	@echo "make lock   - regenerate the hashed lock files (requirements*.lock) after changing a pin in pyproject.toml"
 	@echo "make checkov - scan infra/terraform with checkov (own venv under .local/checkov)"
 	@echo "make terraform-check - terraform fmt -check + validate (needs terraform and the registry)"
 
