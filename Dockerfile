@@ -14,12 +14,14 @@ ARG PYTHON_VERSION=3.11
 # --- Airflow: the official image extended with the project and its pinned dependencies ----------------
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS airflow
 ARG AIRFLOW_VERSION
-COPY --chown=airflow:root pyproject.toml constraints.txt README.md /opt/pipeline-hub/
+COPY --chown=airflow:root pyproject.toml infra/lock/image.lock README.md /opt/pipeline-hub/
 COPY --chown=airflow:root plugins /opt/pipeline-hub/plugins
-# constraints.txt is the project's full lock; apache-airflow is named so pip never moves the image's Airflow.
-# The `scale` extra adds the Celery provider and the Postgres driver at the project's pins.
-RUN pip install --no-cache-dir -c /opt/pipeline-hub/constraints.txt \
-      "apache-airflow==${AIRFLOW_VERSION}" "/opt/pipeline-hub[scale]"
+# infra/lock/image.lock is the project's hashed lock for the image (runtime + the `scale` extra: the Celery
+# provider and the Postgres drivers; README "Dependencies and the lock"): every package at its locked version
+# and hash, without resolving, then the project itself (a directory has no hash). It pins apache-airflow at
+# AIRFLOW_VERSION, so the image's Airflow stays.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /opt/pipeline-hub/image.lock \
+    && pip install --no-cache-dir --no-deps /opt/pipeline-hub
 # DAGs, prompts and the files airflow-init imports are baked in: an image tag is a complete release
 # (ECS deploys and rolls back by image). docker-compose mounts the working tree over them for development.
 COPY --chown=airflow:root include /opt/airflow/include

