@@ -63,6 +63,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline_hub import reasons, storage
+from pipeline_hub.exceptions import GovernanceError
 from pipeline_hub.pii.pseudonym import is_pseudonym, load_key, normalise, pseudonymize
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ PHONE_SEPARATORS = r"[\s().+\-/]*"
 _WS = re.compile(r"\s+")
 
 
-class SubjectError(ValueError):
+class SubjectError(GovernanceError, ValueError):
     """The subject value is empty or cannot be pseudonymised (the message never contains the value)."""
 
 

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_hub.config import include_dir
+from pipeline_hub.exceptions import QualityError
 from pipeline_hub.prompts.registry import Topic
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ JSON_TYPES = {
 DOCS_ASSETS = ("static/styles/",)
 
 
-class QualitySuiteError(ValueError):
+class QualitySuiteError(QualityError, ValueError):
     """A suite file under ``include/quality/`` cannot be read or parsed (message names the file)."""
 
 
