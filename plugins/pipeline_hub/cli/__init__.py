@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     (the traceback shows). Other exceptions are bugs and always show their traceback.
     """
     command = typer.main.get_command(app)
+    State.debug = False
     try:
         command.main(args=sys.argv[1:] if argv is None else argv, prog_name="pipeline-hub")
     except PipelineHubError as exc:
