@@ -10,12 +10,13 @@ import sys
 
 import pytest
 import typer
-from conftest import DS, llm_conn
 from typer.testing import CliRunner
 
 from pipeline_hub import cli
 from pipeline_hub.config import INCLUDE_NOT_FOUND
 from pipeline_hub.exceptions import ConfigError
+
+from conftest import DS, llm_conn
 
 
 def closed_port() -> int:
