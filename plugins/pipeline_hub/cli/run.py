@@ -37,7 +37,8 @@ def run(
     Exit codes: 0 every requested topic published or was already published; 1 a topic failed its
     quality gate (its records are quarantined, the others published); 2 invalid options;
     3 no_input: a requested source had no object to read under <input>/<source>/<ds>/ (one line on
-    stderr names each prefix; the other sources still ran and published).
+    stderr names each prefix; the other sources still ran and published); 4 the LLM provider failed
+    (``error: …`` naming the connection, see README "Errors and exit codes").
     """
     from pipeline_hub.stages.runner import run_pipeline
 
