@@ -21,6 +21,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__API__HOST := 127.0.0.1
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export GX_ANALYTICS_ENABLED := False
+# The include dir (prompts, PII and quality config, SQL, sample data) for any cwd (README "Settings").
+export PIPELINE_HUB_INCLUDE_DIR ?= $(CURDIR)/include
 # OpenLineage events: file transport, one JSON file per event under .local/openlineage/ (README "Lineage").
 # Set AIRFLOW__OPENLINEAGE__TRANSPORT yourself for another transport, e.g. {"type": "console"}.
 OPENLINEAGE_DIR := $(LOCAL)/openlineage

@@ -15,6 +15,8 @@ DS = "2025-01-15"
 # Tests never reach a real provider or the network, and never write into the checkout's .local/.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("PIPELINE_HUB_PII_KEY", "5e" * 32)
+# The checkout's include/ wherever a test (or the Airflow it starts) runs; tests may point it elsewhere.
+os.environ.setdefault("PIPELINE_HUB_INCLUDE_DIR", str(REPO / "include"))
 
 
 def llm_conn(base_url: str, dialect: str = "json_object_schema", **extra) -> str:

@@ -98,7 +98,7 @@ def test_budget_cap_requires_a_priced_model(stub, raw_zone, tmp_path, monkeypatc
     conn = json.loads(llm_conn(stub.base_url))
     conn["extra"]["model"] = "some-unpriced-model"
     monkeypatch.setenv("AIRFLOW_CONN_LLM_DEFAULT", json.dumps(conn))
-    with pytest.raises(ValueError, match="no price in include/pricing.yaml"):
+    with pytest.raises(ValueError, match="no price in genai-prices or include/pricing.yaml"):
         run_pipeline(raw_root=str(raw_zone), output_root=str(tmp_path / "o"), ds=DS, budget_usd=1.0)
 
 

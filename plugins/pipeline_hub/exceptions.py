@@ -14,11 +14,18 @@ from typing import Any
 
 
 class PipelineHubError(Exception):
-    """Base of every error the project raises on purpose; its message is one line naming what to fix."""
+    """Base of every error the project raises on purpose; its message is one line naming what to fix.
+
+    ``exit_code`` is the CLI's exit status for it (``pipeline-hub`` prints ``error: <message>``).
+    """
+
+    exit_code = 1
 
 
 class QualityError(PipelineHubError):
     """A quality gate or an invariant of the published data failed."""
+
+    exit_code = 1
 
 
 class QualityGateFailed(QualityError):
@@ -38,3 +45,46 @@ class QualityGateFailed(QualityError):
 
 class ConservationError(QualityError):
     """Records in != published + quarantined for a topic: a bug, never published over."""
+
+
+class ConfigError(PipelineHubError, ValueError):
+    """A setting (``PIPELINE_HUB_*`` variable, CLI option, include dir, config file) is missing or invalid.
+
+    Also a ``ValueError``, as the ad hoc checks it replaces were.
+    """
+
+    exit_code = 2
+
+
+class InputError(PipelineHubError, ValueError):
+    """A file or value given by the user cannot be used (wrong format, missing column, bad subject)."""
+
+    exit_code = 2
+
+
+class ProviderError(PipelineHubError, RuntimeError):
+    """The provider refused in a way retrying cannot fix (401, 403, 404), is unreachable or misconfigured.
+
+    The message names the Airflow connection, never the request content. Subclasses live in
+    :mod:`pipeline_hub.providers.hook` (``ProviderUnavailable``, ``CallFailed``, ``BudgetExhausted``).
+    """
+
+    exit_code = 4
+
+
+class PromptError(PipelineHubError):
+    """The prompt registry, its validation, scoring or promotion refused or failed (names the file/topic)."""
+
+    exit_code = 2
+
+
+class PiiError(PipelineHubError):
+    """The PII scrubber cannot run: its configuration or the pseudonymisation key is missing or invalid."""
+
+    exit_code = 2
+
+
+class GovernanceError(PipelineHubError):
+    """An erasure or retention request cannot be carried out as given."""
+
+    exit_code = 2

@@ -64,6 +64,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline_hub import storage
+from pipeline_hub.exceptions import GovernanceError
 from pipeline_hub.governance.register import pseudonym_pattern, write_audit
 from pipeline_hub.pii.pseudonym import is_pseudonym, load_key, normalise, pseudonymize
 
@@ -76,7 +77,7 @@ PHONE_SEPARATORS = r"[\s().+\-/]*"
 _WS = re.compile(r"\s+")
 
 
-class SubjectError(ValueError):
+class SubjectError(GovernanceError, ValueError):
     """The subject value is empty or cannot be pseudonymised (the message never contains the value)."""
 
 

@@ -19,30 +19,37 @@ uploaded today for an old ``ds`` is kept for the full period. An object is expir
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline_hub import storage
+from pipeline_hub.config import get_settings
+from pipeline_hub.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 
 ENV_DAYS = "PIPELINE_HUB_RAW_RETENTION_DAYS"
-DEFAULT_DAYS = 90
+DEFAULT_DAYS = 90  # = the default of HubSettings.raw_retention_days
 REPORT_PREFIX = ("_audit", "retention")
 
 
 def retention_days(value: int | str | None = None) -> int:
-    """``value``, else ``PIPELINE_HUB_RAW_RETENTION_DAYS``, else 90. Raises ``ValueError`` if not an integer ≥ 1."""
-    raw = value if value is not None else os.environ.get(ENV_DAYS) or DEFAULT_DAYS
+    """``value``, else ``PIPELINE_HUB_RAW_RETENTION_DAYS``, else 90.
+
+    Raises :class:`~pipeline_hub.exceptions.ConfigError` (a ``ValueError``) naming the variable if not an
+    integer ≥ 1.
+    """
+    if value is None:
+        return get_settings().raw_retention_days
+    raw = value
     try:
         days = int(raw)
     except (TypeError, ValueError):
-        raise ValueError(f"{ENV_DAYS}={raw!r}: expected a whole number of days") from None
+        raise ConfigError(f"{ENV_DAYS}={raw!r}: expected a whole number of days") from None
     if days < 1:
-        raise ValueError(f"{ENV_DAYS}={raw!r}: retention must be at least 1 day")
+        raise ConfigError(f"{ENV_DAYS}={raw!r}: retention must be at least 1 day")
     return days
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from pipeline_hub import storage
 from pipeline_hub.config import include_dir
+from pipeline_hub.exceptions import PromptError
 from pipeline_hub.lifecycle.scoring import artifacts_root, score_version, topic_metadata
 from pipeline_hub.prompts.registry import list_topics, load_topic
 
@@ -46,7 +47,7 @@ SCORE_COLUMNS = (
 )
 
 
-class RegistryInvalid(RuntimeError):
+class RegistryInvalid(PromptError, RuntimeError):
     """``validate`` found problems; the message lists them as ``path:line: message``."""
 
 

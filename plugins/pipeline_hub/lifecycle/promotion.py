@@ -35,7 +35,8 @@ from typing import Any
 
 import yaml
 
-from pipeline_hub.config import include_dir
+from pipeline_hub.config import get_settings, include_dir
+from pipeline_hub.exceptions import PromptError
 from pipeline_hub.lifecycle.scoring import examples_sha256, read_score, topic_metadata
 from pipeline_hub.prompts.registry import RegistryError, load_topic
 
@@ -43,12 +44,14 @@ AUDIT_FILE = "_audit.jsonl"
 CHANGELOG_FILE = "CHANGELOG.md"
 
 
-class PromotionError(ValueError):
+class PromotionError(PromptError, ValueError):
     """The request itself is wrong: unknown topic/version, already prod, nothing to roll back to."""
 
 
-class GateRefused(RuntimeError):
+class GateRefused(PromptError, RuntimeError):
     """The version failed the gate; ``failures`` lists each failed check (also in the message)."""
+
+    exit_code = 1
 
     def __init__(self, topic: str, version: str, failures: list[str]) -> None:
         self.topic, self.version, self.failures = topic, version, failures
@@ -61,7 +64,7 @@ def _prompts_dir(prompts_dir: Path | str | None) -> Path:
 
 def actor_name(actor: str | None = None) -> str:
     """Who acts: ``actor``, ``PIPELINE_HUB_ACTOR`` (e.g. the CI user), else the OS login name."""
-    return actor or os.environ.get("PIPELINE_HUB_ACTOR") or getpass.getuser()
+    return actor or get_settings().actor or getpass.getuser()
 
 
 def score_summary(score: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,20 +30,22 @@ from typing import Any
 import yaml
 
 from pipeline_hub import storage
-from pipeline_hub.config import REPO_DIR, include_dir
+from pipeline_hub.config import get_settings, include_dir, local_dir
+from pipeline_hub.exceptions import PromptError
 from pipeline_hub.lifecycle import metrics
 from pipeline_hub.prompts.registry import Topic, load_topic
 
 log = logging.getLogger(__name__)
 
 
-class ScoreError(ValueError):
+class ScoreError(PromptError, ValueError):
     """Scoring cannot run: no examples, an example that is not JSON, an unknown task (names the file)."""
 
 
 def artifacts_root(override: str | None = None) -> str:
-    """Where scores, reports and evaluations go: ``override``, ``PIPELINE_HUB_ARTIFACTS_URI`` or ``<repo>/.local``."""
-    return override or os.environ.get("PIPELINE_HUB_ARTIFACTS_URI") or str(REPO_DIR / ".local")
+    """Where scores, reports and evaluations go: ``override``, ``PIPELINE_HUB_ARTIFACTS_URI`` or the
+    ``.local/`` next to the include dir (:func:`pipeline_hub.config.local_dir`)."""
+    return override or get_settings().artifacts_uri or str(local_dir())
 
 
 def topic_metadata(topic: Topic) -> dict[str, Any]:

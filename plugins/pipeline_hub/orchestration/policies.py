@@ -27,11 +27,12 @@ Sources: Airflow docs, "Cluster Policies" (``task_instance_mutation_hook``, plug
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 from airflow.policies import hookimpl
+
+from pipeline_hub.config import get_settings
 
 log = logging.getLogger(__name__)
 CONF_KEY = "llm_conn_id"
@@ -39,7 +40,7 @@ CONF_KEY = "llm_conn_id"
 
 def llm_pool() -> str:
     """The pool the DAG puts its LLM tasks in (``PIPELINE_HUB_LLM_POOL``, default ``llm_default``)."""
-    return os.environ.get("PIPELINE_HUB_LLM_POOL", "llm_default")
+    return get_settings().llm_pool
 
 
 def connection_pool(current_pool: str, conf: dict[str, Any] | None, pool_exists: Callable[[str], bool]) -> str:

@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 import yaml
 
 from pipeline_hub.config import include_dir
+from pipeline_hub.exceptions import PiiError
 
 OPERATOR_PARAMS = {
     "replace": {"new_value": str},
@@ -52,7 +53,7 @@ OPERATOR_PARAMS = {
 INPUT_POLICIES = ("redact", "pseudonymize", "allow")
 
 
-class PiiConfigError(ValueError):
+class PiiConfigError(PiiError, ValueError):
     """A PII configuration file is invalid; the message names the file and the offending key."""
 
 

@@ -9,25 +9,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 from pathlib import Path
+
+from pipeline_hub.config import get_settings
+from pipeline_hub.exceptions import PiiError
 
 PREFIX = "psn_"
 _WS = re.compile(r"\s+")
 _PSEUDONYM = re.compile(rf"^{PREFIX}[0-9a-f]{{16}}$")
 
 
-class MissingKeyError(RuntimeError):
+class MissingKeyError(PiiError, RuntimeError):
     """No pseudonymisation key is configured (see module docstring for where it is looked up)."""
 
 
 def load_key() -> bytes:
     """Return the HMAC key bytes; raises :class:`MissingKeyError` when none is configured."""
-    if value := os.environ.get("PIPELINE_HUB_PII_KEY"):
-        return bytes.fromhex(value.strip())
-    if path := os.environ.get("PIPELINE_HUB_PII_KEY_FILE"):
-        return bytes.fromhex(Path(path).read_text().strip())
+    settings = get_settings()
+    if settings.pii_key is not None:
+        return bytes.fromhex(settings.pii_key.get_secret_value().strip())
+    if settings.pii_key_file is not None:
+        return bytes.fromhex(Path(settings.pii_key_file).read_text().strip())
     try:
         from airflow.sdk import BaseHook
 

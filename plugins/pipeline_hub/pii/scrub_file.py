@@ -16,10 +16,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pipeline_hub.exceptions import InputError
+
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 
-class ScrubFileError(ValueError):
+class ScrubFileError(InputError):
     """The input cannot be scrubbed as asked; the message names the file (and line or column)."""
 
 

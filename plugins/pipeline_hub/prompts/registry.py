@@ -27,10 +27,11 @@ import jinja2.meta
 import yaml
 
 from pipeline_hub.config import include_dir
+from pipeline_hub.exceptions import PromptError
 from pipeline_hub.providers.routing import ProviderSpec, RoutingError
 
 
-class RegistryError(ValueError):
+class RegistryError(PromptError, ValueError):
     """A topic's metadata, template or schema is missing or malformed (message names the file)."""
 
 

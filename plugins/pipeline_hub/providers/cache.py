@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from pipeline_hub.config import REPO_DIR
+from pipeline_hub.config import get_settings, local_dir
+from pipeline_hub.exceptions import ConfigError
 
 
 def cache_key(*, provider: str, model: str, params: dict[str, Any], messages: list[dict], schema: dict) -> str:
@@ -149,13 +149,13 @@ class ObjectStoreCache:
 def open_cache(spec: str | None = None) -> ResponseCache:
     """The backend named by ``spec`` (default ``PIPELINE_HUB_LLM_CACHE``, see module docstring).
 
-    Raises ``ValueError`` for an unknown spec.
+    Raises ``ConfigError`` (a ``ValueError``) for an unknown spec.
     """
-    spec = spec or os.environ.get("PIPELINE_HUB_LLM_CACHE") or f"disk:{REPO_DIR / '.local' / 'cache' / 'llm'}"
+    spec = spec or get_settings().llm_cache or f"disk:{local_dir() / 'cache' / 'llm'}"
     if spec == "off":
         return NoCache()
     if spec.startswith("disk:"):
         return DiskCache(spec[len("disk:") :])
     if "://" in spec:
         return ObjectStoreCache(spec)
-    raise ValueError(f"PIPELINE_HUB_LLM_CACHE={spec!r}: expected 'disk:<dir>', an object-store URI or 'off'")
+    raise ConfigError(f"PIPELINE_HUB_LLM_CACHE={spec!r}: expected 'disk:<dir>', an object-store URI or 'off'")

@@ -14,16 +14,11 @@ import socket
 
 import openai
 
+from pipeline_hub.exceptions import ProviderError
 
-class BudgetExhausted(RuntimeError):
+
+class BudgetExhausted(ProviderError):
     """A call was not sent because the caller's spending gate said no (the budget cap is reached)."""
-
-
-class ProviderError(RuntimeError):
-    """The provider refused in a way retrying cannot fix (401, 403, 404) or is misconfigured.
-
-    The message names the Airflow connection, never the request content.
-    """
 
 
 class ProviderUnavailable(ProviderError):
@@ -44,7 +39,7 @@ class ProviderUnavailable(ProviderError):
         )
 
 
-class CallFailed(RuntimeError):
+class CallFailed(ProviderError):
     """One request still failed after the retry policy (a per-record outcome, not a task failure).
 
     ``failure`` is a short description of the last error, our own words, never the server's message

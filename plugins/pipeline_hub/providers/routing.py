@@ -30,13 +30,15 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline_hub.exceptions import ConfigError
+
 log = logging.getLogger(__name__)
 
 MODES = ("stream", "batch")
 ROUTES = ("primary", "long_input", "fallback")
 
 
-class RoutingError(ValueError):
+class RoutingError(ConfigError):
     """A topic's ``provider`` section is malformed (the message names the file and key)."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_hub.config import include_dir
+from pipeline_hub.exceptions import QualityError
 from pipeline_hub.prompts.registry import Topic
 from pipeline_hub.quality.checks import ANSWER, EMAIL_PATTERN, HELPER_COLUMNS, OUTCOME, PHONE_PATTERN, TEXT
 
@@ -31,7 +32,7 @@ JSON_TYPES = {
 }
 
 
-class QualitySuiteError(ValueError):
+class QualitySuiteError(QualityError, ValueError):
     """A suite file under ``include/quality/`` cannot be read or parsed (message names the file)."""
 
 

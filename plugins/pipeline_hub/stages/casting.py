@@ -29,10 +29,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline_hub.exceptions import InputError
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-class CastError(ValueError):
+class CastError(InputError):
     """A value does not fit its published type; ``path`` is the field path, ``expected`` the Arrow type."""
 
     def __init__(self, path: str, expected: pa.DataType) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline_hub import reasons, storage
 from pipeline_hub.config import Settings
+from pipeline_hub.exceptions import ConfigError
 from pipeline_hub.prompts.registry import load_topic
 from pipeline_hub.readers import detect_format
 from pipeline_hub.stages.plan import DS_PATTERN, READ, SKIPPED, resolve_topics
@@ -61,11 +62,11 @@ def discover(settings: Settings, ds: str, topics: list[str]) -> dict[str, dict[s
     Returns ``{source: {"prefix": public URI, "objects": [{"uri", "public_uri", "key", "size",
     "status", "reason", "detail"}, …]}}`` where ``status`` is ``read`` (reason None) or ``skipped``
     (reason from :func:`classify`). Nothing is dropped silently: skipped objects are listed here, in
-    the batch manifest and in every publication manifest. Raises ``ValueError`` when ``ds`` is not
+    the batch manifest and in every publication manifest. Raises ``ConfigError`` (a ``ValueError``) when ``ds`` is not
     ``YYYY-MM-DD``.
     """
     if not DS_PATTERN.match(ds):
-        raise ValueError(f"ds must be YYYY-MM-DD, got {ds!r}")
+        raise ConfigError(f"ds must be YYYY-MM-DD, got {ds!r}")
     sources = sorted({load_topic(t, settings.prompts_dir).source for t in topics})
     found: dict[str, dict[str, Any]] = {}
     for source in sources:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline_hub import reasons, storage
 from pipeline_hub.config import Settings
+from pipeline_hub.exceptions import ConfigError
 from pipeline_hub.hashing import batch_hash, sha256_object
 from pipeline_hub.prompts.registry import load_topic
 from pipeline_hub.providers.routing import get_hook, resolve_routes, route_models
@@ -160,8 +161,8 @@ def run_hash(
     decide what ``no_input`` means for them (the DAG fails its ``hash`` task, ``pipeline-hub run``
     exits 3); the other sources run.
 
-    Raises ``ValueError`` when a budget cap is set but a model a pending topic may call has no price in
-    ``include/pricing.yaml``.
+    Raises ``ConfigError`` (a ``ValueError``) when a budget cap is set but a model a pending topic may
+    call has no price in ``include/pricing.yaml``.
     """
     from pipeline_hub.providers.pricing import price_of
 
@@ -182,9 +183,10 @@ def run_hash(
         for t in plan.pending:
             unpriced = [m for m in route_models(t.routes) if price_of(m) is None]
             if unpriced:
-                raise ValueError(
+                raise ConfigError(
                     f"budget_usd is set but model(s) {unpriced} of topic '{t.topic}' (connection "
-                    f"'{llm_conn_id}' or the topic's provider routes) have no price in include/pricing.yaml: "
+                    f"'{llm_conn_id}' or the topic's provider routes) have no price in genai-prices or "
+                    "include/pricing.yaml: "
                     "add them, or run without a budget cap"
                 )
     skipped = {t.topic: t.status for t in plan.topics if t.status != "pending"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 from functools import lru_cache
 from typing import Any
@@ -20,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline_hub import __version__, storage
-from pipeline_hub.config import REPO_DIR
+from pipeline_hub.config import get_settings, include_dir
+from pipeline_hub.exceptions import ConfigError
 from pipeline_hub.quality.checks import LINEAGE_COLUMNS, failed_expectations
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -82,19 +82,19 @@ def parquet_bytes(table: pa.Table, metadata: dict[str, str]) -> bytes:
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``PIPELINE_HUB_CODE_VERSION``, else the git commit of the checkout, else the package version."""
-    if env := os.environ.get("PIPELINE_HUB_CODE_VERSION"):
+    """``PIPELINE_HUB_CODE_VERSION``, else version+commit if the include dir is in a git checkout, else the version."""
+    if env := get_settings().code_version:
         return env
     try:
         sha = subprocess.run(
-            ["git", "-C", str(REPO_DIR), "rev-parse", "--short=12", "HEAD"],
+            ["git", "-C", str(include_dir()), "rev-parse", "--short=12", "HEAD"],
             capture_output=True,
             text=True,
             timeout=5,
             check=True,
         ).stdout.strip()
         return f"{__version__}+g{sha}"
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, ConfigError):
         return __version__
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline_hub import storage
 from pipeline_hub.config import Settings
+from pipeline_hub.exceptions import ConfigError
 from pipeline_hub.prompts.registry import list_topics, load_topic
 
 log = logging.getLogger(__name__)
@@ -154,17 +155,17 @@ def safe_run_id(run_id: str) -> str:
 def resolve_topics(settings: Settings, topics: list[str] | None, source: str | None) -> list[str]:
     """Requested topics (all by default), filtered to those reading ``source`` when given.
 
-    Raises ``ValueError`` for an unknown topic or a source no requested topic reads.
+    Raises ``ConfigError`` (a ``ValueError``) for an unknown topic or a source no requested topic reads.
     """
     known = list_topics(settings.prompts_dir)
     chosen = topics or known
     unknown = [t for t in chosen if t not in known]
     if unknown:
-        raise ValueError(f"unknown topics {unknown}; known: {known}")
+        raise ConfigError(f"unknown topics {unknown}; known: {known}")
     if source:
         chosen = [t for t in chosen if load_topic(t, settings.prompts_dir).source == source]
         if not chosen:
-            raise ValueError(f"no requested topic reads source '{source}'")
+            raise ConfigError(f"no requested topic reads source '{source}'")
     return chosen
 
 

@@ -1,0 +1,110 @@
+"""``pipeline-hub`` commands: prompt lifecycle: validate the registry, score, promote, roll back (issue 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline_hub.cli.app import app, split
+
+
+@app.command()
+def validate(
+    directory: Annotated[
+        Path | None, typer.Argument(help="prompts directory holding <topic>/metadata.yaml (default: include/prompts)")
+    ] = None,
+    topics: Annotated[str | None, typer.Option(help="comma-separated topics (default: all)")] = None,
+) -> None:
+    """Check the prompt registry: metadata schema, templates, variables, output schemas, examples, pointers.
+
+    Prints one ``path:line: message`` per problem and exits 1 when there is any.
+    """
+    from pipeline_hub.lifecycle.validation import validate_registry
+
+    try:
+        problems = validate_registry(directory, split(topics))
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        typer.echo(f"{len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo("prompt registry is valid")
+
+
+@app.command()
+def score(
+    topic: Annotated[str, typer.Option(help="topic to score")],
+    version: Annotated[str | None, typer.Option(help="version to score (default: the dev pointer)")] = None,
+    conn: Annotated[str, typer.Option("--conn", help="Airflow connection of the model")] = "llm_default",
+    limit: Annotated[int | None, typer.Option(help="score only the first N examples (not valid for the gate)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the score as JSON")] = False,
+    artifacts: Annotated[
+        str | None, typer.Option(help="artifacts root (default: PIPELINE_HUB_ARTIFACTS_URI or .local/)")
+    ] = None,
+) -> None:
+    """Run a prompt version over its labelled examples; write reports/<topic>/<version>/score.json|md|png."""
+    from pipeline_hub.lifecycle.reports import render_markdown
+    from pipeline_hub.lifecycle.scoring import ScoreError, score_version
+    from pipeline_hub.prompts.registry import RegistryError
+
+    try:
+        result = score_version(topic, version=version, conn_id=conn, limit=limit, artifacts=artifacts)
+    except (RegistryError, ScoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if json_out:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    typer.echo(render_markdown(result, plot_name=None))
+    typer.echo("\n".join(f"{kind}: {uri}" for kind, uri in result["artifacts"].items()))
+
+
+@app.command()
+def promote(
+    topic: Annotated[str, typer.Option(help="topic whose prod pointer moves")],
+    version: Annotated[str, typer.Option(help="version to make prod (must pass the topic's gate)")],
+    by: Annotated[str | None, typer.Option(help="who promotes (default: PIPELINE_HUB_ACTOR or the login name)")] = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(help="artifacts root holding the scores (default: PIPELINE_HUB_ARTIFACTS_URI or .local/)"),
+    ] = None,
+) -> None:
+    """Move prod to VERSION if its latest score passes the gate in metadata.yaml; audit + changelog."""
+    from pipeline_hub.lifecycle.promotion import GateRefused, PromotionError
+    from pipeline_hub.lifecycle.promotion import promote as do_promote
+
+    try:
+        entry = do_promote(topic, version, artifacts=artifacts, actor=by)
+    except GateRefused as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except PromotionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(entry, indent=2, default=str))
+
+
+@app.command()
+def rollback(
+    topic: Annotated[str, typer.Option(help="topic whose prod pointer goes back")],
+    by: Annotated[
+        str | None, typer.Option(help="who rolls back (default: PIPELINE_HUB_ACTOR or the login name)")
+    ] = None,
+    artifacts: Annotated[str | None, typer.Option(help="artifacts root holding the scores")] = None,
+) -> None:
+    """Move prod back to the previously promoted version (from the audit log); audit + changelog."""
+    from pipeline_hub.lifecycle.promotion import PromotionError
+    from pipeline_hub.lifecycle.promotion import rollback as do_rollback
+
+    try:
+        entry = do_rollback(topic, artifacts=artifacts, actor=by)
+    except PromotionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(entry, indent=2, default=str))
