@@ -86,11 +86,15 @@ def unpacked(wheel, tmp_path_factory) -> tuple[Path, Path]:
     return root / "site", work
 
 
-def run_unpacked(site: Path, work: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python -m pipeline_hub *args`` from the unpacked wheel, cwd ``work``, checkout off sys.path."""
+def run_unpacked(site: Path, work: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    """``python -m pipeline_hub *args`` from the unpacked wheel, cwd ``work``, checkout off sys.path.
+
+    The child gets none of this process's ``AIRFLOW*`` / ``PIPELINE_HUB_*`` variables, only ``extra_env``.
+    """
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PIPELINE_HUB_"))}
     env = {
         **keep,
+        **extra_env,
         "PYTHONPATH": str(site),
         "PYTHONSAFEPATH": "1",  # cwd is not put on sys.path
         "AIRFLOW_HOME": str(work / "airflow"),
@@ -116,10 +120,54 @@ def test_unpacked_wheel_runs_outside_the_checkout(unpacked):
     assert "Usage" in proc.stdout
 
 
+@pytest.fixture(scope="module")
+def include_copy(tmp_path_factory) -> Path:
+    """A copy of the checkout's ``include/`` outside the checkout, as a deployment would hold it."""
+    dest = tmp_path_factory.mktemp("deployed") / "include"
+    shutil.copytree(REPO / "include", dest)
+    return dest
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="include dir as package data: lead")
-def test_unpacked_wheel_validates_its_bundled_prompts(unpacked):
+def test_unpacked_wheel_validates_the_prompts_of_the_include_dir_setting(unpacked, include_copy):
     site, work = unpacked
-    proc = run_unpacked(site, work, "validate")
+    proc = run_unpacked(site, work, "validate", PIPELINE_HUB_INCLUDE_DIR=str(include_copy))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "prompt registry is valid" in proc.stdout
+
+
+@pytest.mark.slow
+def test_unpacked_wheel_without_include_dir_says_which_setting_in_one_line(unpacked):
+    site, work = unpacked
+    proc = run_unpacked(site, work, "validate")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "PIPELINE_HUB_INCLUDE_DIR" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_unpacked_wheel_runs_the_pipeline_in_process_outside_the_checkout(unpacked, include_copy, stub, tmp_path):
+    """``pipeline-hub run`` from the wheel on the bundled sample, against the stub LLM over HTTP."""
+    from conftest import DS, llm_conn
+
+    site, work = unpacked
+    raw = tmp_path / "raw"
+    for src in (include_copy / "sample_data").iterdir():
+        if src.is_dir():
+            shutil.copytree(src, raw / src.name / DS, ignore=shutil.ignore_patterns("*.md", "*.txt", "LICENSE*"))
+    out = tmp_path / "out"
+    proc = run_unpacked(
+        site,
+        work,
+        *("run", "--input", str(raw), "--output", str(out), "--ds", DS, "--topics", "industry_classification"),
+        PIPELINE_HUB_INCLUDE_DIR=str(include_copy),
+        PIPELINE_HUB_STATE_DIR=str(tmp_path / "state"),
+        PIPELINE_HUB_LLM_CACHE=f"disk:{tmp_path / 'cache'}",
+        PIPELINE_HUB_PII_KEY="5e" * 32,
+        AIRFLOW_CONN_LLM_DEFAULT=llm_conn(stub.base_url),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    part = out / "sanitized_data" / "industry_classification" / f"ds={DS}"
+    assert (part / "part-00000.parquet").is_file() and (part / "_manifest.json").is_file()
+    assert stub.calls > 0
