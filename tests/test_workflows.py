@@ -8,6 +8,7 @@ choice of changed topics is tested on a real git repository.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -292,3 +293,13 @@ def test_gate_refuses_a_prod_version_below_its_minimum(stub, tmp_path):
     assert topic["passed"] is False and any("gate.min" in f for f in topic["failures"])
     assert stub.calls > 0  # really scored through the model connection
     assert (tmp_path / "artifacts" / "reports" / "industry_classification" / "v1" / "score.json").is_file()
+
+
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_gate_report_goes_to_the_artifacts_uri_local_or_object_store(gate_module, tmp_path, monkeypatch, scheme):
+    """``gate.json`` lands under ``PIPELINE_HUB_ARTIFACTS_URI`` whether it is a path or a URI (was: a URI
+    was turned into a local ``s3:/…`` folder, or skipped)."""
+    monkeypatch.setenv("PIPELINE_HUB_ARTIFACTS_URI", f"{scheme}{tmp_path / 'artifacts'}")
+    assert gate_module.main(["--base", "HEAD", "--head", "HEAD"]) == 0  # no prompt change: nothing to gate
+    report = json.loads((tmp_path / "artifacts" / "gate.json").read_text())
+    assert report["topics"] == {} and len(report["head"]) == 40

@@ -23,7 +23,6 @@ response cache.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -144,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         failed |= not result["passed"]
     if not topics:
         print("no prompt changes: nothing to gate")
-    out = Path(os.environ.get("PIPELINE_HUB_ARTIFACTS_URI") or REPO / ".local") / "gate.json"
-    if "://" not in str(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
+    # Next to the scores (PIPELINE_HUB_ARTIFACTS_URI: a local path or an object-store URI such as s3://…).
+    from pipeline_hub import storage
+    from pipeline_hub.lifecycle.scoring import artifacts_root
+
+    storage.write_json(storage.join(artifacts_root(), "gate.json"), report)
     return 1 if failed else 0
 
 
