@@ -3,11 +3,11 @@
 What lives here: :mod:`~pipeline_hub.cli.app` (the Typer ``app``, the global ``--debug``) and one module
 per command group: :mod:`~pipeline_hub.cli.run` (run, seed), :mod:`~pipeline_hub.cli.analytics` (query,
 report, athena-ddl, lineage), :mod:`~pipeline_hub.cli.prompts` (validate, score, promote, rollback),
-:mod:`~pipeline_hub.cli.pii` (scrub, pii-eval), :mod:`~pipeline_hub.cli.governance` (erase, retention)
-and :mod:`~pipeline_hub.cli.quality` (quality export). Further sub-commands come from installed
-distributions through the entry-point group ``pipeline_hub.cli`` (name = sub-command, value = a
-``typer.Typer``): the dev services (``infra/devservices``) add ``services`` there; without them
-``pipeline-hub services`` says how to install them and exits 2.
+:mod:`~pipeline_hub.cli.pii` (scrub, pii-eval), :mod:`~pipeline_hub.cli.governance` (erase, retention),
+:mod:`~pipeline_hub.cli.feedback` (feedback add, list) and :mod:`~pipeline_hub.cli.quality` (quality export).
+Further sub-commands come from installed distributions through the entry-point group ``pipeline_hub.cli``
+(name = sub-command, value = a ``typer.Typer``): the dev services (``infra/devservices``) add ``services``
+there; without them ``pipeline-hub services`` says how to install them and exits 2.
 
 Imports: the CLI may import anything below it; nothing in the package imports ``cli``.
 """
@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from pipeline_hub.cli import analytics, governance, pii, prompts, quality, run  # noqa: F401 - register commands
+from pipeline_hub.cli import analytics, feedback, governance, pii, prompts, quality, run  # noqa: F401 - register commands
 from pipeline_hub.cli.app import State, app
 from pipeline_hub.exceptions import PipelineHubError
 

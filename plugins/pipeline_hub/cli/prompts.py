@@ -47,14 +47,32 @@ def score(
     artifacts: Annotated[
         str | None, typer.Option(help="artifacts root (default: PIPELINE_HUB_ARTIFACTS_URI or .local/)")
     ] = None,
+    with_feedback: Annotated[
+        bool,
+        typer.Option(
+            "--with-feedback",
+            help="add analysts' feedback per prompt version (corrections, agreement rate; not the gate)",
+        ),
+    ] = False,
+    feedback_root: Annotated[
+        str | None, typer.Option(help="sanitized root holding feedback/ (default: PIPELINE_HUB_SANITIZED_URI)")
+    ] = None,
 ) -> None:
     """Run a prompt version over its labelled examples; write reports/<topic>/<version>/score.json|md|png."""
+    from pipeline_hub.config import Settings
     from pipeline_hub.lifecycle.reports import render_markdown
     from pipeline_hub.lifecycle.scoring import ScoreError, score_version
     from pipeline_hub.prompts.registry import RegistryError
 
     try:
-        result = score_version(topic, version=version, conn_id=conn, limit=limit, artifacts=artifacts)
+        result = score_version(
+            topic,
+            version=version,
+            conn_id=conn,
+            limit=limit,
+            artifacts=artifacts,
+            feedback_root=(feedback_root or Settings.from_env().sanitized_root) if with_feedback else None,
+        )
     except (RegistryError, ScoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

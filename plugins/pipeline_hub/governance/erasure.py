@@ -21,7 +21,9 @@
    is scanned; a file with matches is rewritten without them (same schema, zstd, key-value metadata
    kept plus ``pipeline_hub.erased_rows``) through :func:`pipeline_hub.storage.write_bytes_atomic`, so
    readers see the old or the new file, never a part. A file whose every row matches becomes a
-   0-row file (its schema stays readable by DuckDB and Athena).
+   0-row file (its schema stays readable by DuckDB and Athena). Analysts' feedback
+   (``feedback/<topic>/*.parquet``) loses the rows holding a pseudonym (in the scrubbed note) or about a
+   record removed here (:mod:`pipeline_hub.governance.feedback_erasure`).
 3. **Manifests.** The partition's ``_manifest.json`` is rewritten atomically after its data:
    ``counts.published`` (or ``counts.quarantined[reason]`` and ``quarantined_total``) now describe
    what the files hold, ``counts.erased`` accumulates the rows removed, so conservation reads
@@ -286,11 +288,12 @@ def partition_files(sanitized_root: str) -> Iterator[tuple[str, str, str, Any]]:
                         yield zone, topic_dir.name, part_dir.name[len("ds=") :], f
 
 
-def erase_file(path, pattern: str, *, dry_run: bool = False) -> tuple[int, Counter]:
+def erase_file(path, pattern: str, *, dry_run: bool = False, removed_ids: set | None = None) -> tuple[int, Counter]:
     """Rewrite the Parquet object at ``path`` without rows matching ``pattern``, atomically.
 
     Returns ``(rows removed, Counter of the removed rows' quarantine reason)`` (the Counter is empty
     for files without a ``reason`` column). Nothing is written when no row matches or ``dry_run``.
+    The removed rows' ``record_id`` values are added to ``removed_ids`` when given.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -302,6 +305,8 @@ def erase_file(path, pattern: str, *, dry_run: bool = False) -> tuple[int, Count
     removed = int(mask.sum())
     if not removed:
         return 0, Counter()
+    if removed_ids is not None and "record_id" in table.column_names:
+        removed_ids.update(table.filter(pa.array(mask)).column("record_id").to_pylist())
     reasons = Counter()
     if "reason" in table.column_names:
         reasons = Counter(table.filter(pa.array(mask)).column("reason").to_pylist())
@@ -368,9 +373,12 @@ def erase_subject(
         pseudonyms=pseudonyms,
         dry_run=dry_run,
     )
+    from pipeline_hub.governance.feedback_erasure import erase_feedback
+
+    erased_ids: dict[str, set[str]] = {}  # topic -> record_ids removed, for their feedback
     for zone, topic, ds, path in partition_files(sanitized_root):
         result.objects_scanned += 1
-        removed, reasons = erase_file(path, pattern, dry_run=dry_run)
+        removed, reasons = erase_file(path, pattern, dry_run=dry_run, removed_ids=erased_ids.setdefault(topic, set()))
         if not removed:
             continue
         obj = ErasedObject(storage.public_uri(path), zone, topic, ds, removed)
@@ -380,6 +388,9 @@ def erase_subject(
             manifest = storage.read_json(manifest_path)
             record_in_manifest(manifest, obj, reasons, result)
             storage.write_json(manifest_path, manifest)
+    scanned, feedback_objects = erase_feedback(sanitized_root, pattern, erased_ids, dry_run=dry_run)
+    result.objects_scanned += scanned
+    result.objects += feedback_objects
     if cache is None:
         from pipeline_hub.providers.cache import open_cache
 

@@ -102,6 +102,16 @@ def render_markdown(score: dict[str, Any], plot_name: str | None = "score.png") 
         ]
         dec = m["decisions"]
         lines += _table(["", *dec["columns"]], [[r, *row] for r, row in zip(dec["rows"], dec["matrix"], strict=True)])
+    if "feedback" in score:
+        lines += ["", "## Analysts' feedback (published answers; not the gate)", ""]
+        lines += _table(
+            ["prompt version", "feedback", "agreed", "corrections", "agreement rate", "models"],
+            [
+                [v, f["feedback"], f["agreed"], f["corrections"], f["agreement_rate"], ", ".join(f["models"])]
+                for v, f in score["feedback"].items()
+            ]
+            or [["(none)", 0, 0, 0, "", ""]],
+        )
     errors = m.get("errors") or []
     lines += ["", f"## Examples with errors ({len(errors)})", ""]
     if errors:

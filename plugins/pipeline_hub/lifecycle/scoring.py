@@ -191,12 +191,15 @@ def score_version(
     artifacts: str | None = None,
     cache=None,
     write: bool = True,
+    feedback_root: str | None = None,
 ) -> dict[str, Any]:
     """Score ``version`` (default: the ``dev`` pointer) of ``topic_name`` over its labelled examples.
 
     ``conn_id`` is the Airflow connection of the model (the topic's ``provider`` routes apply on top,
     as in production); ``limit`` keeps the first N examples. Returns the score document (see the module
-    docstring) and, when ``write``, writes ``score.json``, ``score.md`` and ``score.png``. Raises
+    docstring) and, when ``write``, writes ``score.json``, ``score.md`` and ``score.png``.
+    ``feedback_root`` (a sanitized root) adds ``feedback``: analysts' feedback per prompt version
+    (:func:`pipeline_hub.prompts.feedback.agreement`; reported, never part of the gate). Raises
     :class:`ScoreError` for unusable examples, :class:`~pipeline_hub.prompts.registry.RegistryError` for an
     unknown topic or version, and the provider's errors when the model cannot be reached.
     """
@@ -255,6 +258,10 @@ def score_version(
         "gate_metric": gate.get("metric"),
         "gate_value": task_metrics.get(gate.get("metric")) if gate.get("metric") else None,
     }
+    if feedback_root is not None:
+        from pipeline_hub.prompts.feedback import agreement, read_feedback
+
+        score["feedback"] = agreement(read_feedback(feedback_root, topic.name))
     if write:
         write_score(score, artifacts_root(artifacts))
     log.info(

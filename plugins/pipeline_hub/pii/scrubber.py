@@ -178,6 +178,14 @@ class Scrubber:
             out.append(self.anonymize(text, found, operators))
         return out, counts
 
+    def scrub_text(self, text: str) -> str:
+        """One free text (an analyst's feedback note) scrubbed as a published free-text leaf.
+
+        The ``presidio.yaml`` operators (e-mails, phones and names become keyed pseudonyms, so an
+        erasure finds them), then the residual e-mail/phone patterns are replaced (:func:`redact_residual`).
+        """
+        return redact_residual(self.scrub_texts([text])[0][0])
+
     def scrub_rows(
         self, rows: list[dict], scrub_text: Iterable[str], pseudo: Iterable[str]
     ) -> tuple[list[dict], Counter]:
