@@ -195,3 +195,14 @@ def test_erasure_removes_the_feedback_of_the_subject_and_of_its_erased_records(o
     }
     assert feedback.read_feedback(str(out), "company_matching") == []
     assert [r["record_id"] for r in feedback.read_feedback(str(out), "industry_classification")] == [plain]
+
+
+def test_a_note_naming_an_erased_subject_and_a_bad_ds_are_refused(out, capsys):
+    record = rows(out)[0]["record_id"]
+    erasure.erase_subject(str(out), [EMAIL], cache=False)
+    add = ["feedback", "add", "--topic", "industry_classification", "--record-id", record, "--label", "Energy"]
+    code, _, stderr = hub(capsys, *add, "--note", f"see {EMAIL}", "--output", str(out))
+    assert code == 2 and "erased earlier" in stderr and EMAIL not in stderr and len(stderr.splitlines()) == 1
+    code, _, stderr = hub(capsys, *add, "--ds", "../2025-01-15", "--output", str(out))
+    assert code == 2 and stderr.startswith("error: --ds must be a date")
+    assert not (out / "feedback").exists()

@@ -44,19 +44,31 @@ def add(
     output: OutputOption = None,
     author: Annotated[str | None, typer.Option(help="who (default: PIPELINE_HUB_ACTOR or the login name)")] = None,
 ) -> None:
-    """Record that a published answer is wrong and what the right label is; prints the stored row as JSON."""
-    from pipeline_hub.pii.scrubber import Scrubber
-    from pipeline_hub.prompts.feedback import add_feedback
+    """Record that a published answer is wrong and what the right label is; prints the stored row as JSON.
 
+    A note naming a data subject erased earlier (their pseudonym after scrubbing) is refused, as the
+    publish stage keeps erased subjects out of new partitions.
+    """
+    import re
+
+    from pipeline_hub.governance.register import erased_pseudonyms, pseudonym_pattern
+    from pipeline_hub.pii.scrubber import Scrubber
+    from pipeline_hub.prompts.feedback import FeedbackError, add_feedback
+
+    root = _root(output)
     scrubber: Scrubber | None = None
 
     def scrub(text: str) -> str:
         nonlocal scrubber
         scrubber = scrubber or Scrubber()
-        return scrubber.scrub_text(text)
+        scrubbed = scrubber.scrub_text(text)
+        erased = erased_pseudonyms(root)
+        if erased and re.search(pseudonym_pattern(erased), scrubbed):
+            raise FeedbackError("the note names a data subject erased earlier (see _audit/erasure/); leave them out")
+        return scrubbed
 
     try:
-        row = add_feedback(_root(output), topic, record_id, label, scrub=scrub, note=note, ds=ds, author=author)
+        row = add_feedback(root, topic, record_id, label, scrub=scrub, note=note, ds=ds, author=author)
     finally:
         if scrubber is not None:
             scrubber.close()

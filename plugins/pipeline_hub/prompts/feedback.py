@@ -35,7 +35,7 @@ import getpass
 import io
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +117,22 @@ def check_label(topic: Topic, label: str) -> str | None:
     return value
 
 
+def check_ds(ds: str | None) -> str | None:
+    """``ds`` unchanged when it is None or a date ``YYYY-MM-DD``; raises :class:`FeedbackError` otherwise."""
+    if ds is not None:
+        try:
+            ok = date.fromisoformat(ds).isoformat() == ds
+        except ValueError:
+            ok = False
+        if not ok:
+            raise FeedbackError("--ds must be a date YYYY-MM-DD (the partition of the published answer)")
+    return ds
+
+
 def _partitions(root: str, topic: str, ds: str | None) -> list[tuple[str, Any]]:
     """``[(ds, partition dir)]`` of ``topic``'s published partitions, latest ``ds`` first."""
     base = storage.join(root, PUBLISHED_DIR, topic)
-    if ds is not None:
+    if check_ds(ds) is not None:
         part = storage.join(base, f"ds={ds}")
         return [(ds, part)] if part.exists() else []
     if not base.exists():
@@ -236,7 +248,7 @@ def read_feedback(root: str, topic: str, ds: str | None = None) -> list[dict[str
     for name, f in feedback_files(root):
         if name == topic:
             rows += pq.read_table(io.BytesIO(f.read_bytes())).to_pylist()
-    rows = [r for r in rows if ds is None or r.get("ds") == ds]
+    rows = [r for r in rows if check_ds(ds) is None or r.get("ds") == ds]
     rows.sort(key=lambda r: r["created_at"])
     return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
 
