@@ -60,8 +60,10 @@ def counts_png(rows: list[dict[str, Any]]) -> bytes:
     ax = fig.add_subplot()
     xs = range(len(rows))
     published = [r["published"] or 0 for r in rows]
-    ax.bar(xs, published, color="#2e8b57", label="published")
-    ax.bar(xs, [r["quarantined_total"] or 0 for r in rows], bottom=published, color="#d9534f", label="quarantined")
+    ax.bar(xs, published, width=0.6, color="#2e8b57", label="published")
+    quarantined = [r["quarantined_total"] or 0 for r in rows]
+    ax.bar(xs, quarantined, width=0.6, bottom=published, color="#d9534f", label="quarantined")
+    ax.set_xlim(-0.75, max(len(rows), 6) - 0.25)  # a few runs stay narrow bars at the left
     ax.set_xticks(list(xs), [r["ds"] for r in rows], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("records")
     ax.legend(fontsize=7, loc="upper left")
