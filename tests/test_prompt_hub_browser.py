@@ -116,7 +116,7 @@ def test_prompt_hub_page_in_chromium_shows_the_run(api_server, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
             # The Airflow UI signs the browser in (SimpleAuthManager, all admins): the JWT cookie is set.
             page.goto(f"{base}/", wait_until="networkidle")
             # The plugin's app is behind Airflow's auth: a forged token is refused (in all-admins mode Airflow
