@@ -100,3 +100,46 @@ def test_index_json_chart_and_data_docs(published, client):
     assert client.get("/topics/no_such_topic").status_code == 404
     # A topic with no run yet renders, saying so.
     assert "No run published yet" in client.get("/topics/contact_extraction").text
+
+
+def test_topic_page_shows_labels_changelog_and_who_promoted_when(client, tmp_path, monkeypatch):
+    from lifecycle_helpers import copy_registry
+
+    include = copy_registry(tmp_path)
+    monkeypatch.setenv("PIPELINE_HUB_INCLUDE_DIR", str(include))
+    monkeypatch.setenv("PIPELINE_HUB_SANITIZED_URI", str(tmp_path / "empty-root"))
+    prompts = include / "prompts"
+    meta = prompts / TOPIC / "metadata.yaml"
+    meta.write_text(meta.read_text() + "labels: {canary: v1}\n")  # a named label (the registry-labels slice)
+    entry = {"at": "2026-11-30T09:00:00+00:00", "actor": "ana.lyst", "action": "promote", "topic": TOPIC}
+    (prompts / "_audit.jsonl").write_text(json.dumps({**entry, "from": "v0", "to": "v1"}) + "\n")
+    (prompts / TOPIC / "CHANGELOG.md").write_text("# changelog\n\n- 2026-11-30 prod v0 -> v1 (ana.lyst)\n")
+    html = client.get(f"/topics/{TOPIC}").text
+    audit = re.search(r'<table id="audit">(.*?)</table>', html, re.S).group(1)
+    assert all(v in audit for v in ("2026-11-30T09:00:00+00:00", "ana.lyst", "promote", "v0", "v1"))
+    assert "prod v0 -&gt; v1" in html and '<span class="label canary">canary</span>' in html
+    assert "No run published yet" in html
+
+
+def test_a_quarantine_shows_its_reasons_and_failed_expectations(published, client):
+    out, m = published
+    path = out / "sanitized_data" / TOPIC / f"ds={DS}" / "_manifest.json"
+    m["counts"]["quarantined"] = {"missing_field": 1, "unparseable": 2}
+    m["quality"]["success"] = False
+    m["quality"]["expectations"][0] |= {"success": False, "unexpected_count": 3}
+    path.write_text(json.dumps(m))
+    row = re.search(rf'<tr data-ds="{DS}">(.*?)</tr>', client.get(f"/topics/{TOPIC}").text, re.S).group(1)
+    assert "unparseable: 2" in row and "missing_field: 1" in row and "failed" in row
+    assert f"{m['quality']['expectations'][0]['check']}: 3" in row
+
+
+def test_the_dag_serializes_the_prompt_hub_link_of_the_publish_task():
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from conftest import REPO
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "prompt_pipeline.py")).dags["prompt_pipeline"]
+    data = DagSerialization.to_dict(dag)
+    tasks = {t["__var"]["task_id"]: t["__var"] for t in data["dag"]["tasks"]}
+    assert tasks["publish"]["_operator_extra_links"] == {"Prompt Hub": "_link_PromptHubLink"}
