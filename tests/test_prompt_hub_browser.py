@@ -4,7 +4,7 @@ A partition published by the in-process pipeline (stub LLM) is the sanitized roo
 builds a SQLite metadata DB in a temporary AIRFLOW_HOME; ``airflow api-server`` (SimpleAuthManager, every
 user admin, so no login form) is started on a free port and stopped at the end. Chromium is the Debian
 ``chromium`` package driven by Playwright (never ``playwright install``): it opens the Airflow UI, which
-signs the browser in (JWT cookie), then the Prompt Hub entry of the navigation (the plugin's external view,
+signs the browser in (JWT cookie), then Browse → Prompt Hub in the navigation (the plugin's external view,
 an iframe on the plugin's FastAPI app), and the topic's page. The page must show the manifest's numbers.
 The screenshot goes to the test's tmp dir and to ``.local/test-artifacts/prompt-hub.png``.
 """
@@ -131,8 +131,10 @@ def test_prompt_hub_page_in_chromium_shows_the_run(api_server, tmp_path):
             assert {"name": "Prompt Hub", "url_route": "prompt-hub"}.items() <= next(
                 v for v in views if v.get("url_route") == "prompt-hub"
             ).items()
-            # The navigation entry: the external view in the UI, an iframe on the plugin's app.
-            page.goto(f"{base}/plugin/prompt-hub", wait_until="networkidle")
+            # The navigation entry: Browse → Prompt Hub opens the external view, an iframe on the plugin's app.
+            page.get_by_role("button", name="Browse").click()
+            page.get_by_role("menuitem", name="Prompt Hub").click()
+            page.wait_for_url(f"{base}/plugin/prompt-hub")
             frame = page.frame_locator("iframe")
             expect(frame.locator(f'tr[data-topic="{TOPIC}"] .published')).to_have_text(
                 str(manifest["counts"]["published"]), timeout=60_000
