@@ -3,8 +3,8 @@
 A partition published by the in-process pipeline (stub LLM) is the sanitized root; ``airflow db migrate``
 builds a SQLite metadata DB in a temporary AIRFLOW_HOME; ``airflow api-server`` (SimpleAuthManager, every
 user admin, so no login form) is started on a free port and stopped at the end. Chromium is the Debian
-``chromium`` package driven by Playwright (never ``playwright install``): it opens the Airflow UI, which
-signs the browser in (JWT cookie), then Browse → Prompt Hub in the navigation (the plugin's external view,
+``chromium`` package driven by Playwright (never ``playwright install``): it opens the Airflow UI (in
+all-admins mode Airflow signs every request in), then Browse → Prompt Hub in the navigation (the plugin's external view,
 an iframe on the plugin's FastAPI app), and the topic's page. The page must show the manifest's numbers.
 The screenshot goes to the test's tmp dir and to ``.local/test-artifacts/prompt-hub.png``.
 """
