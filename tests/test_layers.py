@@ -27,7 +27,8 @@ LAYERS: list[set[str]] = [
     {"governance.register"},
     {"stages"},
     {"lifecycle", "governance", "analytics", "orchestration"},
-    {"cli", "__main__"},
+    # The Prompt Hub view reads what every use of the pipeline writes (registry audit, manifests, DuckDB).
+    {"cli", "__main__", "orchestration.ui"},
 ]
 # Siblings that must not import each other (the other layers' members may).
 INDEPENDENT = {"lifecycle", "governance", "analytics", "orchestration"}

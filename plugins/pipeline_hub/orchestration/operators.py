@@ -8,6 +8,7 @@ adds is what Airflow and the OpenLineage provider read from an operator:
 * ``get_openlineage_facets_on_complete`` / ``_on_failure`` (the provider's ``DefaultExtractor``
   protocol): inputs = the raw objects read, outputs = the published and quarantine datasets
   (:func:`pipeline_hub.orchestration.lineage.publish_lineage`);
+* the extra link "Prompt Hub" (:class:`pipeline_hub.orchestration.links.PromptHubLink`) to the topic's page;
 * a topic failing its quality gate fails the task with ``AirflowFailException`` (no retry: its
   records are already quarantined), so the DAG run ends failed while the other topics publish.
 
@@ -21,6 +22,7 @@ from typing import Any
 from airflow.sdk import AssetAlias, BaseOperator
 
 from pipeline_hub.orchestration.lineage import PUBLISHED_ALIAS
+from pipeline_hub.orchestration.links import PromptHubLink
 
 
 class PublishOperator(BaseOperator):
@@ -34,6 +36,7 @@ class PublishOperator(BaseOperator):
 
     template_fields = ()  # plan_uri and topic come from XCom; nothing to render
     ui_color = "#d5f5e3"
+    operator_extra_links = (PromptHubLink(),)  # the topic's page in the Prompt Hub view
 
     def __init__(self, *, plan_uri: str, topic: str, **kwargs: Any) -> None:
         kwargs.setdefault("outlets", [AssetAlias(PUBLISHED_ALIAS)])

@@ -1,0 +1,196 @@
+"""What the Prompt Hub view shows, read from the files the pipeline already writes; never record text.
+
+Sources, per topic:
+
+- the registry (``include/prompts/<topic>/metadata.yaml`` through :mod:`pipeline_hub.prompts.registry`):
+  versions with their changelog line and creation date, the ``dev``/``prod`` pointers and any further
+  named labels (a top-level ``labels:`` mapping, when the registry has one);
+- ``include/prompts/<topic>/CHANGELOG.md`` and the audit log ``include/prompts/_audit.jsonl``
+  (:func:`pipeline_hub.lifecycle.promotion.read_audit`): who promoted or rolled back what, when;
+- ``metrics/llm_usage/`` Parquet under the sanitized root, queried with DuckDB
+  (:func:`pipeline_hub.analytics.query.connect`): one row per publication (counts, LLM calls, cache hit
+  rate, tokens, cost, p50/p95 latency, budget);
+- the publication manifests ``sanitized_data/<topic>/ds=<ds>/_manifest.json`` (or ``quarantine/…``):
+  status, quarantine reasons, the GX result and its Data Docs, PII counts per entity.
+
+Only counts, names, versions, identifiers and timestamps are returned: no field of a record.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import yaml
+
+from pipeline_hub import storage
+from pipeline_hub.config import get_settings, include_dir
+
+DS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ZONES = ("sanitized_data", "quarantine")
+USAGE_COLUMNS = (
+    "ds",
+    "run_id",
+    "prompt_version",
+    "model",
+    "records_in",
+    "published",
+    "quarantined",
+    "llm_calls",
+    "cache_hits",
+    "cache_hit_rate",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_p50_s",
+    "latency_p95_s",
+    "budget_cap_usd",
+    "budget_exceeded",
+    "finished_at",
+)
+
+
+def sanitized_root() -> str:
+    """The sanitized root the view reads (setting ``PIPELINE_HUB_SANITIZED_URI``)."""
+    return get_settings().sanitized_uri
+
+
+def topics() -> list[str]:
+    """Every topic of the registry (``include/prompts/<topic>/metadata.yaml``), sorted."""
+    from pipeline_hub.prompts.registry import list_topics
+
+    return list_topics()
+
+
+def registry(topic: str) -> dict[str, Any]:
+    """Versions and labels of ``topic``: ``{"description", "owner", "versions": [{"version", "created",
+    "changelog", "labels"}], "labels": {label: version}, "changelog_md", "audit": [entries]}``.
+
+    ``labels`` holds ``dev``, ``prod`` and the named labels of a ``labels:`` mapping; ``changelog_md`` is the
+    text of ``CHANGELOG.md`` ("" when absent); ``audit`` the topic's audit entries, newest first.
+    Raises ``FileNotFoundError`` for an unknown topic.
+    """
+    from pipeline_hub.lifecycle.promotion import read_audit
+
+    prompts = include_dir() / "prompts"
+    meta = yaml.safe_load((prompts / topic / "metadata.yaml").read_text())
+    labels = {k: str(meta[k]) for k in ("dev", "prod") if meta.get(k)}
+    labels |= {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    versions = []
+    for name, spec in (meta.get("versions") or {}).items():
+        spec = spec or {}
+        versions.append(
+            {
+                "version": str(name),
+                "created": str(spec.get("created", "")),
+                "changelog": str(spec.get("changelog", "")),
+                "labels": sorted(label for label, v in labels.items() if v == str(name)),
+            }
+        )
+    changelog = prompts / topic / "CHANGELOG.md"
+    audit = [
+        {k: e.get(k) for k in ("at", "actor", "action", "from", "to", "label", "scores")}
+        for e in reversed(read_audit(prompts, topic))
+    ]
+    return {
+        "description": meta.get("description", ""),
+        "owner": meta.get("owner", ""),
+        "versions": versions,
+        "labels": labels,
+        "changelog_md": changelog.read_text() if changelog.exists() else "",
+        "audit": audit,
+    }
+
+
+def manifest(root: str, topic: str, ds: str) -> dict[str, Any] | None:
+    """The manifest of ``topic`` for ``ds`` (published zone first, then quarantine), or None."""
+    for zone in ZONES:
+        path = storage.join(root, zone, topic, f"ds={ds}", "_manifest.json")
+        if path.exists():
+            return storage.read_json(path)
+    return None
+
+
+def usage_rows(root: str, topic: str, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` publications of ``topic`` from ``metrics/llm_usage/`` (DuckDB), newest ``ds`` first.
+
+    Each row has the keys of :data:`USAGE_COLUMNS` (``ds`` as ``YYYY-MM-DD``); [] when nothing was published
+    yet. The query is parameterised (topic and limit are never spliced into SQL text).
+    """
+    from pipeline_hub.analytics.query import connect
+
+    con, views = connect(root)
+    try:
+        if "llm_usage" not in views:
+            return []
+        cols = ", ".join(USAGE_COLUMNS)
+        cur = con.execute(
+            f"SELECT {cols} FROM llm_usage WHERE topic = ? ORDER BY ds DESC, finished_at DESC LIMIT ?",
+            [topic, limit],
+        )
+        rows = [dict(zip(USAGE_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        con.close()
+    for r in rows:
+        r["ds"] = r["ds"].isoformat() if isinstance(r["ds"], date) else str(r["ds"])
+    return rows
+
+
+def _quality(m: dict[str, Any]) -> dict[str, Any]:
+    q = m.get("quality") or {}
+    failed = [e for e in q.get("expectations") or [] if not e.get("success")]
+    return {
+        "success": q.get("success"),
+        "suite": q.get("suite"),
+        "evaluated": q.get("evaluated"),
+        "failed": [{k: e.get(k) for k in ("check", "type", "column", "unexpected_count")} for e in failed],
+        "has_data_docs": bool(q.get("data_docs") or (m.get("outputs") or {}).get("data_docs")),
+    }
+
+
+def runs(root: str, topic: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The last ``limit`` runs of ``topic``, one per ``ds``, newest first.
+
+    Each is a :func:`usage_rows` row plus from the manifest: ``status`` (``published``/``quarantined``),
+    ``reasons`` ``{reason: count}``, ``quarantined_total``, ``quality`` (GX success, suite, failed
+    expectations with counts only, whether Data Docs exist) and ``pii`` ``{entity: count}``.
+    """
+    out, seen = [], set()
+    for row in usage_rows(root, topic, limit * 4):
+        if row["ds"] in seen:
+            continue  # an older publication of the same ds (a rerun with new input)
+        seen.add(row["ds"])
+        m = manifest(root, topic, row["ds"]) or {}
+        counts = m.get("counts") or {}
+        row |= {
+            "status": m.get("status", "unknown"),
+            "reasons": dict(sorted((counts.get("quarantined") or {}).items())),
+            "quarantined_total": counts.get("quarantined_total", row["quarantined"]),
+            "quality": _quality(m) if m else None,
+            "pii": dict(sorted((m.get("pii_found") or {}).items())),
+            "tokens": (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0),
+        }
+        out.append(row)
+        if len(out) == limit:
+            break
+    return out
+
+
+def data_docs(root: str, topic: str, ds: str, rel: str = "index.html") -> storage.ObjectStoragePath | None:
+    """A file of the GX Data Docs site of ``topic``'s ``ds`` (``rel`` below the site's folder), or None.
+
+    The site is the folder of the page the manifest names (a public URI without connection id, under
+    ``reports/quality/``); it is read below ``root`` at the same key. None for a malformed ``ds``, a
+    ``rel`` leaving the folder, no Data Docs, or a missing file.
+    """
+    if not DS_RE.match(ds) or ".." in rel.split("/") or rel.startswith("/"):
+        return None
+    m = manifest(root, topic, ds) or {}
+    uri = (m.get("quality") or {}).get("data_docs") or (m.get("outputs") or {}).get("data_docs")
+    marker = "/reports/quality/"
+    if not uri or marker not in uri:
+        return None
+    site = uri.split(marker, 1)[1].rsplit("/", 1)[0]
+    page = storage.join(root, "reports", "quality", *site.split("/"), *rel.split("/"))
+    return page if page.exists() and page.is_file() else None
