@@ -108,11 +108,12 @@ def notifiers(alert: Alert, settings=None) -> list[Any]:
     return out
 
 
-def send(alert: Alert, context: Mapping[str, Any] | None = None, settings=None) -> int:
+def send(alert: Alert, settings=None) -> int:
     """Send ``alert`` through every configured notifier; returns how many sent it.
 
     A failing notifier is logged (its exception class and message: connection or server errors) and
-    does not stop the others or the caller; no notifier configured is one info line.
+    does not stop the others or the caller; no notifier configured is one info line. The notifiers get
+    an empty context: the texts are final, only the sender address comes from the SMTP connection.
     """
     senders = notifiers(alert, settings)
     if not senders:
@@ -124,10 +125,11 @@ def send(alert: Alert, context: Mapping[str, Any] | None = None, settings=None) 
     sent = 0
     for notifier in senders:
         try:
-            notifier.notify(dict(context or {}))
+            notifier.notify({})
             sent += 1
         except Exception as exc:  # an alert must never fail its task or hide the original failure
-            log.warning("alert %s not sent by %s: %s: %s", alert.reason, type(notifier).__name__, type(exc).__name__, exc)
+            kind = type(notifier).__name__
+            log.warning("alert %s not sent by %s: %s: %s", alert.reason, kind, type(exc).__name__, exc)
     log.info("alert %s sent by %d notifier(s): %s", alert.reason, sent, alert.subject)
     return sent
 
@@ -162,7 +164,7 @@ def run_failed(context: Mapping[str, Any]) -> None:
         facts["Failed task"] = _task_label(ti)
         if getattr(ti, "try_number", None) is not None:
             counts["try_number"] = int(ti.try_number)
-    send(Alert(RUN_FAILED, **_ids(context), counts=counts, facts=facts), context)
+    send(Alert(RUN_FAILED, **_ids(context), counts=counts, facts=facts))
 
 
 def no_input_alert(ids: Mapping[str, str], run_summary: Mapping[str, Any]) -> Alert:
@@ -185,7 +187,7 @@ def hash_failed(context: Mapping[str, Any]) -> None:
     ti = context["ti"]
     summary = ti.xcom_pull(task_ids=ti.task_id, key="run_summary") or {}
     if summary.get("outcome") == NO_INPUT:
-        send(no_input_alert(_ids(context), summary), context)
+        send(no_input_alert(_ids(context), summary))
 
 
 def _summary_counts(summary: Mapping[str, Any]) -> dict[str, int | float]:
@@ -219,7 +221,7 @@ def publish_succeeded(context: Mapping[str, Any]) -> None:
 
     summary = getattr(context.get("task"), "summary", None) or {}
     for alert in publish_alerts(_ids(context), summary, get_settings().alert_quarantine_rate):
-        send(alert, context)
+        send(alert)
 
 
 def quality_alert(ids: Mapping[str, str], summary: Mapping[str, Any], manifest: Mapping[str, Any]) -> Alert:
@@ -244,7 +246,7 @@ def publish_failed(context: Mapping[str, Any]) -> None:
     task = context.get("task")
     summary = getattr(task, "summary", None) or {}
     if summary.get("status") == QUARANTINED_QUALITY:
-        send(quality_alert(_ids(context), summary, getattr(task, "manifest", None) or {}), context)
+        send(quality_alert(_ids(context), summary, getattr(task, "manifest", None) or {}))
 
 
 def alert_drift(
@@ -259,8 +261,7 @@ def alert_drift(
     if score <= threshold:
         return 0
     if isinstance(context_or_run, Mapping):
-        ids, context = {**_ids(context_or_run), "ds": ds}, context_or_run
+        ids = {**_ids(context_or_run), "ds": ds}
     else:
-        ids, context = {"dag_id": "-", "run_id": str(context_or_run), "ds": ds}, {}
-    alert = Alert(DRIFT, **ids, topic=topic, counts={"score": score, "threshold": threshold, **counts})
-    return send(alert, context)
+        ids = {"dag_id": "-", "run_id": str(context_or_run), "ds": ds}
+    return send(Alert(DRIFT, **ids, topic=topic, counts={"score": score, "threshold": threshold, **counts}))
