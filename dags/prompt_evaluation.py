@@ -10,8 +10,9 @@ import logging
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 
+from pipeline_hub.orchestration.lineage import PUBLISHED_ALIAS
 from pipeline_hub.orchestration.policies import llm_pool
 from pipeline_hub.prompts.registry import list_topics
 
@@ -21,11 +22,13 @@ LLM_POOL = llm_pool()  # score and canary call the LLM: same pool (and cluster p
 
 DOC = """
 ### prompt_evaluation
-Runs on demand, and hourly when the prompt registry changed since the last evaluation (any change to
-`include/prompts/`: metadata, templates, shared partials, schemas, examples).
+Runs on demand, and after `prompt_pipeline` publishes (its asset events through the alias
+`pipeline_hub_published`, one per published topic) when the prompt registry changed since the last
+evaluation (any change to `include/prompts/`: metadata, templates, shared partials, schemas, examples).
 
 1. `validate`: `pipeline-hub validate`; any problem fails the run.
-2. `changed`: goes on for manual runs, `force = true`, or a changed registry; else skips the rest.
+2. `changed`: goes on for manual runs, `force = true`, or a changed registry; else skips the rest
+   (the log names the publications that triggered the run).
 3. `score`: every topic's `dev` and `prod` versions over their labelled examples (`limit` per topic),
    cached like production; reports under `reports/<topic>/<version>/` of the artifacts root.
 4. `canary`: the `dev` version in shadow on `canary_pct` % of the latest published batch (seeded); the
@@ -47,7 +50,9 @@ def _params(ctx) -> dict:
 
 @dag(
     dag_id="prompt_evaluation",
-    schedule="@hourly",
+    # Asset-triggered: every topic publication of prompt_pipeline (the alias its publish task adds each
+    # published topic's Asset to; see pipeline_hub.orchestration.lineage), instead of polling.
+    schedule=[AssetAlias(PUBLISHED_ALIAS)],
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -77,8 +82,19 @@ def prompt_evaluation():
         from pipeline_hub.lifecycle.evaluation import should_evaluate
 
         ctx = get_current_context()
-        run_type = str(getattr(ctx["dag_run"], "run_type", "") or "")
-        decision = should_evaluate(manual="scheduled" not in run_type.lower(), force=bool(ctx["params"].get("force")))
+        run_type = getattr(ctx["dag_run"], "run_type", "")
+        run_type = str(getattr(run_type, "value", run_type) or "").lower()
+        # Scheduled, asset-triggered and backfill runs evaluate only a changed registry; manual ones always.
+        manual = run_type == "manual"
+        decision = should_evaluate(manual=manual, force=bool(ctx["params"].get("force")))
+        published = sorted(
+            f"{e.extra.get('topic')} ds={e.extra.get('ds')}"
+            for events in (ctx.get("triggering_asset_events") or {}).values()
+            for e in events
+            if isinstance(getattr(e, "extra", None), dict)
+        )
+        if published:
+            log.info("triggered by publications: %s", ", ".join(published))
         log.info("evaluation: %s", decision["reason"])
         return decision if decision["go"] else False
 

@@ -12,6 +12,7 @@ import pendulum
 from airflow.providers.openlineage import conf as openlineage_conf
 from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 
+from pipeline_hub.orchestration import alerts
 from pipeline_hub.orchestration.batch_operator import ChunkBatchOperator
 from pipeline_hub.orchestration.lineage import PUBLISHED_ALIAS
 from pipeline_hub.orchestration.operators import PublishOperator
@@ -40,6 +41,8 @@ sources without input next to others are listed in the `hash` task's XCom `run_s
 
 A topic failing a blocking expectation (suites in `include/quality/`, Data Docs under
 `reports/quality/<topic>/ds=<ds>/`) is quarantined whole, the others publish, and the run fails.
+A failed run, `no_input`, a quarantined topic, a quarantine rate over the threshold and a reached budget
+send an alert when `PIPELINE_HUB_ALERT_CONN_ID` is set (README "Alerts").
 Each published topic emits an asset event on its Asset (the URI of `sanitized_data/<topic>`, through the
 alias `pipeline_hub_published`) and OpenLineage events name the raw objects read and datasets written.
 """
@@ -60,6 +63,9 @@ def _settings():
     default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["prompt-pipeline", "llm", "pii"],
     doc_md=DOC,
+    # Alerts (README "Alerts"): a failed run; no_input, a quarantined topic, the quarantine rate and the
+    # budget through the task callbacks below. Sent only when PIPELINE_HUB_ALERT_CONN_ID (or _APPRISE_) is set.
+    on_failure_callback=alerts.run_failed,
     params={
         "source": Param(
             None,
@@ -99,7 +105,7 @@ def prompt_pipeline():
         ds = params.get("ds") or ctx.get("ds") or ctx["dag_run"].run_after.date().isoformat()
         return run_discover(_settings(), ds, params.get("topics"), params.get("source"))
 
-    @task.short_circuit
+    @task.short_circuit(on_failure_callback=alerts.hash_failed)
     def hash(discovered: dict) -> list[dict]:
         """One ``{"plan_uri", "topic"}`` per pending topic; [] (falsy) skips everything downstream.
 
@@ -168,7 +174,11 @@ def prompt_pipeline():
     # pipeline_hub.orchestration.lineage); OpenLineage lineage comes from the operator's
     # get_openlineage_facets_* methods.
     published = PublishOperator.partial(
-        task_id="publish", trigger_rule="none_failed", outlets=[AssetAlias(PUBLISHED_ALIAS)]
+        task_id="publish",
+        trigger_rule="none_failed",
+        outlets=[AssetAlias(PUBLISHED_ALIAS)],
+        on_success_callback=alerts.publish_succeeded,
+        on_failure_callback=alerts.publish_failed,
     ).expand_kwargs(pending)
     [answers, batch_answers] >> scrubbed >> validated >> published
 

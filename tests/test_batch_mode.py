@@ -89,6 +89,19 @@ def test_batch_topic_is_answered_by_one_batch_job_and_published(stub, batch_topi
     assert summary["llm_calls"] == 0 and summary["ok"] == 6
 
 
+def test_our_openai_connections_get_the_providers_openai_batch_adapter_through_its_entry_point():
+    """No override of the operator's private ``_connection()``: the provider's dispatch finds our adapter
+    (entry-point group ``airflow.providers.common.ai.batch_adapters``) for ``openai`` connections."""
+    from airflow.providers.common.ai.batch import dispatch
+    from airflow.providers.common.ai.batch.openai import OpenAIBatchAdapter
+
+    from pipeline_hub.orchestration.batch_adapter import OpenAICompatibleBatchAdapter
+
+    adapter = dispatch.get_adapter_class("openai", "pipeline_hub_openai:stub-model")
+    assert adapter is OpenAICompatibleBatchAdapter and issubclass(adapter, OpenAIBatchAdapter)
+    assert "_connection" not in ChunkBatchOperator.__dict__
+
+
 def test_deferred_batch_resumes_on_a_fresh_operator(stub, batch_topic, raw_zone, tmp_path):
     out = tmp_path / "out"
     planned, items = plan_items(raw_zone, out, tmp_path, row_limit=3)
@@ -97,6 +110,7 @@ def test_deferred_batch_resumes_on_a_fresh_operator(stub, batch_topic, raw_zone,
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
     trigger = deferred.value.trigger
+    assert trigger.adapter == "pipeline_hub_openai"  # re-resolved by name in the triggerer: our entry point
 
     async def first_event():
         async for event in trigger.run():

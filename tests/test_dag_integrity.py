@@ -58,6 +58,28 @@ def test_prompt_pipeline_shape(dagbag):
     assert {"source", "topics", "row_limit", "llm_conn_id"} <= set(dag.params)
 
 
+def test_prompt_pipeline_wires_the_alert_callbacks(dagbag):
+    from pipeline_hub.orchestration import alerts
+
+    dag = dagbag.dags["prompt_pipeline"]
+    assert dag.on_failure_callback is alerts.run_failed
+    assert dag.get_task("hash").on_failure_callback == [alerts.hash_failed]
+    publish = dag.get_task("publish").partial_kwargs
+    assert publish["on_failure_callback"] == [alerts.publish_failed]
+    assert publish["on_success_callback"] == [alerts.publish_succeeded]
+
+
+def test_prompt_evaluation_runs_on_the_pipelines_publications(dagbag):
+    """No polling: the DAG is scheduled on the alias prompt_pipeline's publish task adds topic Assets to."""
+    from airflow.sdk import AssetAlias
+
+    from pipeline_hub.orchestration.lineage import PUBLISHED_ALIAS
+
+    evaluation, pipeline = dagbag.dags["prompt_evaluation"], dagbag.dags["prompt_pipeline"]
+    assert list(evaluation.timetable.asset_condition.objects) == [AssetAlias(PUBLISHED_ALIAS)]
+    assert AssetAlias(PUBLISHED_ALIAS) in pipeline.get_task("publish").outlets
+
+
 def test_dag_files_do_no_heavy_work_at_parse_time(tmp_path):
     """Parsing imports neither the LLM, PII, quality nor data libraries (they load inside tasks)."""
     code = (

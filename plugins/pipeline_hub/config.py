@@ -111,6 +111,22 @@ class HubSettings(BaseSettings):
         None, description="File holding the HMAC key (hex).", json_schema_extra=_shown("unset")
     )
     debug: bool = Field(False, description="CLI errors show their traceback (as `--debug`).")
+    alert_conn_id: str | None = Field(
+        None,
+        description="Airflow SMTP connection of alert mails (its extra `from_email` is the sender).",
+        json_schema_extra=_shown("unset: no mail"),
+    )
+    alert_to: str | None = Field(
+        None, description="Recipients of alert mails, comma-separated.", json_schema_extra=_shown("unset")
+    )
+    alert_apprise_conn_id: str | None = Field(
+        None,
+        description="Airflow Apprise connection of alerts (Slack, Teams, ...).",
+        json_schema_extra=_shown("unset: none"),
+    )
+    alert_quarantine_rate: float = Field(
+        0.2, ge=0, le=1, description="Alert when a published topic quarantined more than this fraction of its records."
+    )
 
 
 def env_name(name: str) -> str:

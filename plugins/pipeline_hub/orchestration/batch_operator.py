@@ -6,8 +6,10 @@ provider's (``apache-airflow-providers-common-ai``). What it adds is our data co
 * it takes the work item (URIs only) instead of the prompts, and reads the rendered requests from
   staging (:func:`pipeline_hub.stages.prompt_batch.prepare`), so no record text goes through XCom or the
   rendered-template view;
-* it accepts our LLM connection (type ``openai``: host = base URL, password = key), presenting it to the
-  operator as the ``pydanticai`` connection its OpenAI batch adapter reads the same fields from;
+* it accepts our LLM connection (type ``openai``: host = base URL, password = key) through the model
+  prefix ``pipeline_hub_openai``, the provider's OpenAI batch adapter registered for ``openai``
+  connections through the provider's adapter entry points
+  (:class:`pipeline_hub.orchestration.batch_adapter.OpenAICompatibleBatchAdapter`);
 * after landing, it folds the results into the chunk's answers (:func:`pipeline_hub.stages.prompt_batch.fold`),
   so scrub, validate and publish run as for streaming topics.
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.common.ai.operators.llm_batch import LLMBatchOperator
+
+from pipeline_hub.orchestration.batch_adapter import ADAPTER
 
 
 class ChunkBatchOperator(LLMBatchOperator):
@@ -46,24 +50,11 @@ class ChunkBatchOperator(LLMBatchOperator):
         _, self.requests = batch_mode.load_requests(prepared["requests_uri"])
         self.result_path = prepared["result_path"]
         self.llm_conn_id = prepared["conn_id"]
-        self.model_id = f"openai:{prepared['model']}"
+        self.model_id = f"{ADAPTER}:{prepared['model']}"  # our openai-connection adapter (batch_adapter.py)
         self.max_tokens = prepared["max_tokens"]
         self.output_type = batch_mode.output_type(prepared["output_schema"])
         self.prepared = prepared
         return prepared
-
-    def _connection(self):
-        """Our ``openai`` connection, presented as the ``pydanticai`` type the batch adapter accepts."""
-        from airflow.sdk import Connection
-
-        conn = super()._connection()
-        return Connection(
-            conn_id=conn.conn_id,
-            conn_type="pydanticai",
-            host=conn.host,
-            password=conn.password,
-            extra=conn.extra,
-        )
 
     def _fold(self, manifest: dict[str, Any] | None) -> dict[str, Any]:
         from pipeline_hub.stages import prompt_batch as batch_mode
