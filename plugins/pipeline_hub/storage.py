@@ -24,15 +24,21 @@ def to_path(uri: str | ObjectStoragePath) -> ObjectStoragePath:
 def check_connection(uri: str | ObjectStoragePath) -> None:
     """Make sure the Airflow connection named in ``uri`` (``s3://<conn_id>@bucket/key``) exists.
 
-    Looks it up with ``BaseHook.get_connection`` before any request: without this, the amazon provider
-    falls back to boto3's default credentials and then to anonymous S3 access for an unknown
-    connection id (a warning in the log, nothing else). Local paths and URIs without a connection id
-    pass. Raises :class:`~pipeline_hub.exceptions.ConfigError` (one line naming the connection and how
-    to define it) when the connection is not defined.
+    Looks it up with ``BaseHook.get_connection`` before any ``ObjectStoragePath`` is built for ``uri``:
+    building one creates its file system, and for an unknown connection id the amazon provider falls
+    back to boto3's default credentials and then to anonymous S3 access (a warning in the log, nothing
+    else). Local paths and URIs without a connection id pass. Raises
+    :class:`~pipeline_hub.exceptions.ConfigError` (one line naming the connection and how to define it)
+    when the connection is not defined.
     """
-    p = to_path(uri)
-    conn_id = p.conn_id
-    if not conn_id or p.protocol in ("", "file", "local"):
+    from urllib.parse import urlsplit
+
+    if isinstance(uri, ObjectStoragePath):
+        scheme, conn_id, where = uri.protocol, uri.conn_id, f"{uri.protocol}://{uri.bucket}/{uri.key}"
+    else:
+        parts = urlsplit(str(uri))
+        scheme, conn_id, where = parts.scheme, parts.username, f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    if not conn_id or scheme in ("", "file", "local"):
         return
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -41,8 +47,8 @@ def check_connection(uri: str | ObjectStoragePath) -> None:
         BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         raise ConfigError(
-            f"unknown connection '{conn_id}' in {public_uri(p)} (given as {p.protocol}://{conn_id}@…): define the "
-            f"Airflow connection (AIRFLOW_CONN_{conn_id.upper()}, `airflow connections add {conn_id}` or a secrets "
+            f"unknown connection '{conn_id}' in {where} (given as {scheme}://{conn_id}@…): define the Airflow "
+            f"connection (AIRFLOW_CONN_{conn_id.upper()}, `airflow connections add {conn_id}` or a secrets "
             "backend) or name an existing one; it is never replaced by anonymous access"
         ) from None
 

@@ -190,6 +190,9 @@ def plot_reasons(data: ReportData) -> Plot:
     else:
         ax.barh(topics, bottom)
         ax.text(0.5, 0.5, "no record quarantined", transform=ax.transAxes, ha="center", fontsize=10)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("quarantined records")
     ax.tick_params(axis="y", labelsize=8)
     ax.set_title(f"Quarantine reasons, ds={data.ds}", fontsize=10)
@@ -204,6 +207,10 @@ def plot_cost(data: ReportData) -> Plot:
     ax.bar_label(
         bars, labels=[f"{t['llm_calls']} calls, {t['tokens']} tok" for t in data.topics], fontsize=7, padding=2
     )
+    top = max((t["cost_usd"] for t in data.topics), default=0.0)
+    ax.set_ylim(0, top * 1.25 if top > 0 else 1.0)
+    if top == 0:
+        ax.text(0.5, 0.6, "no cost: the model has no price (local or unknown)", transform=ax.transAxes, ha="center")
     ax.set_ylabel("USD")
     ax.tick_params(axis="x", labelsize=8, rotation=15)
     ax.set_title(f"LLM cost per topic, ds={data.ds}", fontsize=10)
