@@ -51,7 +51,7 @@ def run(
 
     ds = resolve_ds(ds)
     with _progress_display():
-        for noisy in ("httpx", "great_expectations"):
+        for noisy in ("httpx", "httpx2", "great_expectations"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         result = run_pipeline(
             raw_root=input,
@@ -119,16 +119,15 @@ def seed(
 def _progress_display() -> Iterator[None]:
     """Progress of ``run``: a rich bar per topic when stderr is a terminal, else plain log lines.
 
-    On a terminal the log goes through rich above the bars and the periodic progress lines are left out
-    (the bars show the same counts); otherwise every log line, progress included, is plain text on stderr.
+    On a terminal the log lines are printed above the bars (the handlers writing to stdout/stderr write
+    through rich while the bars show) and the periodic progress lines are left out (the bars show the
+    same counts); otherwise every log line, progress included, is plain text.
     """
-    fmt = "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")  # no-op under Airflow's
     if not sys.stderr.isatty():
-        logging.basicConfig(level=logging.INFO, format=fmt)
         yield
         return
     from rich.console import Console
-    from rich.logging import RichHandler
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from pipeline_hub.stages.progress import Snapshot, listening
@@ -160,12 +159,21 @@ def _progress_display() -> Iterator[None]:
             in_flight=snap.in_flight,
         )
 
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", handlers=[RichHandler(console=bar.console)])
     quiet = logging.getLogger("pipeline_hub.stages.progress")
     level = quiet.level
     quiet.setLevel(logging.WARNING)
+    streams = {id(sys.stdout): "stdout", id(sys.stderr): "stderr"}
+    moved: list[tuple[logging.StreamHandler, object]] = []
     try:
         with bar, listening(show):
-            yield
+            # Inside the live display sys.stdout/sys.stderr print above the bars: point the handlers there.
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and id(handler.stream) in streams:
+                    moved.append((handler, handler.setStream(getattr(sys, streams[id(handler.stream)]))))
+            try:
+                yield
+            finally:
+                for handler, stream in moved:
+                    handler.setStream(stream)
     finally:
         quiet.setLevel(level)
