@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 import socket
 import subprocess
@@ -112,3 +113,67 @@ def test_entry_points_become_sub_commands(monkeypatch):
     app.command("noop")(lambda: None)
     assert cli.register_plugins(app) == ["extra"]
     assert CliRunner().invoke(app, ["extra", "ping"]).output.strip() == "pong"
+
+
+class _FrozenNow:
+    """Stands in for ``datetime`` in ``pipeline_hub.cli.app``: ``now()`` is ``moment`` (UTC)."""
+
+    moment = None
+
+    @classmethod
+    def now(cls, tz=None):
+        return cls.moment.astimezone(tz)
+
+
+def test_ds_defaults_to_yesterday_utc_computed_at_call_time(monkeypatch, tmp_path):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    app_module = importlib.import_module("pipeline_hub.cli.app")  # the module, not the Typer app
+    monkeypatch.setattr(app_module, "datetime", _FrozenNow)
+    # 00:30 UTC on 1 March is still 28 February in New York: the default follows UTC, not local time.
+    _FrozenNow.moment = datetime(2026, 3, 1, 0, 30, tzinfo=UTC).astimezone(timezone(timedelta(hours=-5)))
+    assert app_module.resolve_ds(None) == "2026-02-28"
+    _FrozenNow.moment = datetime(2026, 3, 2, 23, 59, tzinfo=UTC)  # the same process, a day later
+    assert app_module.resolve_ds(None) == "2026-03-01"
+    result = CliRunner().invoke(cli.app, ["report", "--root", str(tmp_path)])  # no --ds
+    assert result.exit_code == 1 and "ds=2026-03-01" in result.output
+    help_text = CliRunner().invoke(cli.app, ["run", "--help"], terminal_width=200).output
+    assert "yesterday" in help_text and "UTC" in help_text
+
+
+def test_bad_ds_is_one_line_naming_the_option(tmp_path):
+    for bad in ("2025-02-30", "15.01.2025", "2025-01-15' OR '1'='1"):
+        result = CliRunner().invoke(cli.app, ["report", "--ds", bad, "--root", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "--ds" in lines[0] and "YYYY-MM-DD" in lines[0], lines
+
+
+def test_unknown_s3_connection_is_one_line_before_any_request(monkeypatch, tmp_path, capsys):
+    import s3fs
+
+    created = []
+
+    def no_s3(*args, **kwargs):  # recorded: Airflow's ObjectStoragePath swallows errors of a lazy fs
+        created.append(kwargs)
+        raise AssertionError("an S3 file system was created for an unknown connection")
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "__init__", no_s3)
+    monkeypatch.delenv("AIRFLOW_CONN_NOSUCHCONN", raising=False)
+    monkeypatch.delenv("PIPELINE_HUB_DEBUG", raising=False)
+    monkeypatch.setenv("PIPELINE_HUB_STATE_DIR", str(tmp_path / "state"))
+    commands = [
+        ["run", "--input", "s3://nosuchconn@bucket/prefix", "--output", str(tmp_path / "out"), "--ds", DS],
+        ["run", "--input", str(tmp_path), "--output", "s3://nosuchconn@sanitized", "--ds", DS],
+        ["report", "--ds", DS, "--root", "s3://nosuchconn@sanitized"],
+        ["query", "SELECT 1", "--root", "s3://nosuchconn@sanitized"],
+    ]
+    for args in commands:
+        with pytest.raises(SystemExit) as info:
+            cli.main(args)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 2, (args, err)
+        assert len(err) == 1 and err[0].startswith("error: unknown connection 'nosuchconn'"), (args, err)
+        assert "AIRFLOW_CONN_NOSUCHCONN" in err[0] and "anonymous" in err[0]
+    assert not created  # no S3 file system, so no request, anonymous or not
+    assert not (tmp_path / "state").exists()  # stopped before staging was created

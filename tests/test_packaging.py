@@ -60,6 +60,7 @@ def test_runtime_wheel_has_no_stubs_dev_services_or_dev_dependencies(wheel):
         (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         metadata = email.parser.Parser().parsestr(zf.read(metadata_name).decode())
     assert "pipeline_hub/__init__.py" in names and "pipeline_hub/__main__.py" in names
+    assert "pipeline_hub/analytics/templates/report.html.j2" in names  # package data of `report --html`
     top_level = {name.split("/", 1)[0] for name in names}
     assert top_level == {"pipeline_hub", metadata_name.split("/", 1)[0]}, top_level
     for name in names:
@@ -171,3 +172,13 @@ def test_unpacked_wheel_runs_the_pipeline_in_process_outside_the_checkout(unpack
     part = out / "sanitized_data" / "industry_classification" / f"ds={DS}"
     assert (part / "part-00000.parquet").is_file() and (part / "_manifest.json").is_file()
     assert stub.calls > 0
+    # The HTML report's template comes from the wheel's package data.
+    page = tmp_path / "report.html"
+    proc = run_unpacked(
+        site,
+        work,
+        *("report", "--ds", DS, "--root", str(out), "--html", str(page)),
+        PIPELINE_HUB_INCLUDE_DIR=str(include_copy),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert page.read_text().count("<img ") >= 3

@@ -74,6 +74,12 @@ class HubSettings(BaseSettings):
     max_chunks: int = Field(
         100, description="Most chunks per source: larger sources get larger chunks (Airflow's `max_map_length`)."
     )
+    progress_interval_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between a prompt task's progress log lines (records done/total, rate, ETA, "
+        "quarantined, calls in flight).",
+    )
     max_field_chars: PositiveInt = Field(1 << 20, description="Characters per string field of a record.")
     max_record_bytes: PositiveInt = Field(8 << 20, description="Bytes (UTF-8) per record.")
     max_nesting_depth: PositiveInt = Field(64, description="Nested lists/objects per record.")

@@ -13,10 +13,44 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from pipeline_hub.exceptions import ConfigError
+
 
 def to_path(uri: str | ObjectStoragePath) -> ObjectStoragePath:
     """Return an ``ObjectStoragePath`` for ``uri`` (``s3://conn@bucket/key``, ``file://…`` or a local path)."""
     return uri if isinstance(uri, ObjectStoragePath) else ObjectStoragePath(str(uri))
+
+
+def check_connection(uri: str | ObjectStoragePath) -> None:
+    """Make sure the Airflow connection named in ``uri`` (``s3://<conn_id>@bucket/key``) exists.
+
+    Looks it up with ``BaseHook.get_connection`` before any ``ObjectStoragePath`` is built for ``uri``:
+    building one creates its file system, and for an unknown connection id the amazon provider falls
+    back to boto3's default credentials and then to anonymous S3 access (a warning in the log, nothing
+    else). Local paths and URIs without a connection id pass. Raises
+    :class:`~pipeline_hub.exceptions.ConfigError` (one line naming the connection and how to define it)
+    when the connection is not defined.
+    """
+    from urllib.parse import urlsplit
+
+    if isinstance(uri, ObjectStoragePath):
+        scheme, conn_id, where = uri.protocol, uri.conn_id, f"{uri.protocol}://{uri.bucket}/{uri.key}"
+    else:
+        parts = urlsplit(str(uri))
+        scheme, conn_id, where = parts.scheme, parts.username, f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    if not conn_id or scheme in ("", "file", "local"):
+        return
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"unknown connection '{conn_id}' in {where} (given as {scheme}://{conn_id}@…): define the Airflow "
+            f"connection (AIRFLOW_CONN_{conn_id.upper()}, `airflow connections add {conn_id}` or a secrets "
+            "backend) or name an existing one; it is never replaced by anonymous access"
+        ) from None
 
 
 def public_uri(path: ObjectStoragePath | str) -> str:

@@ -30,18 +30,27 @@ def views_sql() -> str:
     return (include_dir() / "sql" / "views.sql").read_text()
 
 
+def duckdb_base(sanitized_root: str) -> str:
+    """The sanitized root as DuckDB globs see it: ``s3://bucket/key`` (file system registered by
+    :func:`connect`) or a local folder path, without a trailing slash."""
+    root = storage.to_path(sanitized_root)
+    if root.protocol not in ("", "file", "local"):
+        return f"{root.protocol}://{root.bucket}/{root.key}".rstrip("/")
+    return str(root.path).rstrip("/")
+
+
 def connect(sanitized_root: str) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
     """A DuckDB connection with the views of ``views.sql`` that can be built; returns (con, view names).
 
-    Raises ``duckdb.Error`` when a statement fails for a reason other than a missing view.
+    Raises ``duckdb.Error`` when a statement fails for a reason other than a missing view, ``ConfigError``
+    when ``sanitized_root`` names an Airflow connection that does not exist.
     """
+    storage.check_connection(sanitized_root)
     root = storage.to_path(sanitized_root)
     con = duckdb.connect()
     if root.protocol not in ("", "file", "local"):
         con.register_filesystem(root.fs)
-        base = f"{root.protocol}://{root.bucket}/{root.key}".rstrip("/")
-    else:
-        base = str(root.path).rstrip("/")
+    base = duckdb_base(sanitized_root)
     sql = views_sql().replace("{root}", base).replace("{include}", str(include_dir()))
     views = []
     for statement in duckdb.extract_statements(sql):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline_hub.cli.app import app
+from pipeline_hub.cli.app import DS_HELP, app, resolve_ds
 
 
 @app.command()
@@ -37,25 +37,36 @@ def query(
 
 @app.command()
 def report(
-    ds: Annotated[str, typer.Option(help="partition date YYYY-MM-DD")],
+    ds: Annotated[str | None, typer.Option(help=DS_HELP)] = None,
     root: Annotated[str | None, typer.Option(help="sanitized root (default: PIPELINE_HUB_SANITIZED_URI)")] = None,
+    html: Annotated[
+        str | None,
+        typer.Option("--html", help="also write a self-contained HTML report with plots to FILE (path or URI)"),
+    ] = None,
 ) -> None:
     """Print per topic what is published for ``ds`` (counts, tokens, duration) and a DuckDB sample query.
 
-    Exits 1 with one line naming the sanitized root and ``ds`` when nothing is published for ``ds``
-    (after the table, when every topic was quarantined), 2 when ``ds`` is not ``YYYY-MM-DD``.
+    ``--ds`` defaults to yesterday's date in UTC, taken when the command runs. ``--html FILE`` also
+    writes one HTML page with plots (counts, quarantine reasons, cost, latency p50/p95 per topic, and
+    drift when ``metrics/drift/`` exists): figures and names only, never record text. Exits 1 with one
+    line naming the sanitized root and ``ds`` when nothing is published for ``ds`` (after the table and
+    the page, when every topic was quarantined), 2 when ``ds`` is not ``YYYY-MM-DD``.
     """
+    from pipeline_hub import storage
     from pipeline_hub.analytics.reporting import load_manifests, nothing_published, render_report
     from pipeline_hub.config import Settings
-    from pipeline_hub.stages.plan import DS_PATTERN
 
-    if not DS_PATTERN.match(ds):
-        typer.echo(f"--ds must be YYYY-MM-DD, got {ds!r}", err=True)
-        raise typer.Exit(2)
+    ds = resolve_ds(ds)
     sanitized_root = root or Settings.from_env().sanitized_root
+    storage.check_connection(sanitized_root)
     manifests = load_manifests(sanitized_root, ds)
     if manifests:
         typer.echo(render_report(sanitized_root, ds))
+        if html:
+            from pipeline_hub.analytics.report_html import write_html_report
+
+            write_html_report(sanitized_root, ds, html)
+            typer.echo(f"wrote {html}", err=True)
     missing = nothing_published(sanitized_root, ds, manifests)
     if missing:
         typer.echo(missing, err=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from datetime import date
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipeline_hub.cli.app import app, split
+from pipeline_hub.cli.app import DS_HELP, app, resolve_ds, split
 
 
 @app.command()
@@ -21,7 +23,7 @@ def run(
     ],
     output: Annotated[str, typer.Option("--output", help="sanitized root receiving sanitized_data/ and quarantine/")],
     topics: Annotated[str | None, typer.Option(help="comma-separated topics (default: all)")] = None,
-    ds: Annotated[str, typer.Option(help="partition date YYYY-MM-DD")] = date.today().isoformat(),
+    ds: Annotated[str | None, typer.Option(help=DS_HELP)] = None,
     source: Annotated[str | None, typer.Option(help="only topics reading this source")] = None,
     row_limit: Annotated[int | None, typer.Option(help="read at most N records per source")] = None,
     budget_usd: Annotated[float | None, typer.Option(help="cap on the run's LLM spend in USD")] = None,
@@ -38,25 +40,31 @@ def run(
     quality gate (its records are quarantined, the others published); 2 invalid options;
     3 no_input: a requested source had no object to read under <input>/<source>/<ds>/ (one line on
     stderr names each prefix; the other sources still ran and published); 4 the LLM provider failed
-    (``error: …`` naming the connection, see README "Errors and exit codes").
+    (``error: …`` naming the connection, see README "Errors and exit codes"); 2 also for an unknown
+    S3 connection in a URI (``error: unknown connection …``, never anonymous access).
+
+    ``--ds`` defaults to yesterday's date in UTC, taken when the command runs. Progress of the prompt
+    stage: a bar per topic on a terminal (stderr), else a log line every PIPELINE_HUB_PROGRESS_INTERVAL_S
+    seconds (records done/total, rate, ETA, quarantined, calls in flight).
     """
     from pipeline_hub.stages.runner import run_pipeline
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "great_expectations"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    result = run_pipeline(
-        raw_root=input,
-        output_root=output,
-        ds=ds,
-        topics=split(topics),
-        source=source,
-        row_limit=row_limit,
-        budget_usd=budget_usd,
-        llm_conn_id=conn_id,
-        chunk_size=chunk_size,
-        staging_root=staging,
-    )
+    ds = resolve_ds(ds)
+    with _progress_display():
+        for noisy in ("httpx", "httpx2", "great_expectations"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        result = run_pipeline(
+            raw_root=input,
+            output_root=output,
+            ds=ds,
+            topics=split(topics),
+            source=source,
+            row_limit=row_limit,
+            budget_usd=budget_usd,
+            llm_conn_id=conn_id,
+            chunk_size=chunk_size,
+            staging_root=staging,
+        )
     typer.echo(
         json.dumps(
             {
@@ -83,16 +91,21 @@ def run(
 
 @app.command()
 def seed(
-    ds: Annotated[str, typer.Option(help="partition date YYYY-MM-DD to upload the sample under")],
+    ds: Annotated[str | None, typer.Option(help=DS_HELP)] = None,
     raw: Annotated[str | None, typer.Option(help="raw-zone root (default: PIPELINE_HUB_RAW_URI)")] = None,
     sample_dir: Annotated[Path | None, typer.Option(help="sample folder (default: include/sample_data)")] = None,
 ) -> None:
-    """Upload the bundled real sample batch to <raw>/<source>/<ds>/ (same bytes every time)."""
+    """Upload the bundled real sample batch to <raw>/<source>/<ds>/ (same bytes every time).
+
+    ``--ds`` defaults to yesterday's date in UTC (the default of ``run`` too).
+    """
     from pipeline_hub import storage
     from pipeline_hub.config import Settings, include_dir
     from pipeline_hub.readers import detect_format
 
+    ds = resolve_ds(ds)
     root = raw or Settings.from_env().raw_root
+    storage.check_connection(root)
     sample = sample_dir or include_dir() / "sample_data"
     for src in sorted(p for p in sample.iterdir() if p.is_dir()):
         for f in sorted(src.iterdir()):
@@ -100,3 +113,67 @@ def seed(
                 target = storage.join(root, src.name, ds, f.name)
                 storage.write_bytes_atomic(target, f.read_bytes())
                 typer.echo(f"seeded {storage.public_uri(target)}")
+
+
+@contextlib.contextmanager
+def _progress_display() -> Iterator[None]:
+    """Progress of ``run``: a rich bar per topic when stderr is a terminal, else plain log lines.
+
+    On a terminal the log lines are printed above the bars (the handlers writing to stdout/stderr write
+    through rich while the bars show) and the periodic progress lines are left out (the bars show the
+    same counts); otherwise every log line, progress included, is plain text.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")  # no-op under Airflow's
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pipeline_hub.stages.progress import Snapshot, listening
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} rec/s"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[quarantined]} quarantined, {task.fields[in_flight]} in flight"),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, int] = {}
+    done: dict[tuple[str, int | None], tuple[int, int]] = {}  # (topic, chunk) -> (done, quarantined)
+
+    def show(snap: Snapshot) -> None:
+        if snap.topic not in tasks:
+            tasks[snap.topic] = bar.add_task(
+                snap.topic, total=snap.topic_total or snap.total, rate=0.0, quarantined=0, in_flight=0
+            )
+        done[(snap.topic, snap.chunk_index)] = (snap.done, snap.quarantined)
+        mine = [v for k, v in done.items() if k[0] == snap.topic]
+        bar.update(
+            tasks[snap.topic],
+            completed=sum(d for d, _ in mine),
+            rate=snap.rate,
+            quarantined=sum(q for _, q in mine),
+            in_flight=snap.in_flight,
+        )
+
+    quiet = logging.getLogger("pipeline_hub.stages.progress")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    streams = {id(sys.stdout): "stdout", id(sys.stderr): "stderr"}
+    moved: list[tuple[logging.StreamHandler, object]] = []
+    try:
+        with bar, listening(show):
+            # Inside the live display sys.stdout/sys.stderr print above the bars: point the handlers there.
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and id(handler.stream) in streams:
+                    moved.append((handler, handler.setStream(getattr(sys, streams[id(handler.stream)]))))
+            try:
+                yield
+            finally:
+                for handler, stream in moved:
+                    handler.setStream(stream)
+    finally:
+        quiet.setLevel(level)

@@ -171,6 +171,11 @@ class RoutedSession:
         """The primary route's hook."""
         return self.hooks["primary"]
 
+    @property
+    def in_flight(self) -> int:
+        """LLM calls holding a concurrency slot right now, over every route's session."""
+        return sum(getattr(s, "in_flight", 0) for s in self.sessions.values())
+
     async def __aenter__(self) -> RoutedSession:
         self._stack = AsyncExitStack()
         for name in ROUTES:

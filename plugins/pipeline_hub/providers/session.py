@@ -62,6 +62,7 @@ class CallSession:
         # Tokens: a bucket holding one second's worth, refilled continuously.
         self.tpm = AsyncLimiter(float(tpm) * headroom / 60.0, 1.0) if tpm else None
         self._inflight: dict[str, asyncio.Future] = {}
+        self.in_flight = 0  # attempts holding a concurrency slot right now (progress lines)
 
     async def __aenter__(self) -> CallSession:
         return self
@@ -123,7 +124,11 @@ class CallSession:
                     chars = sum(len(m.get("content") or "") for m in messages)
                     estimate = chars / 4 + float(params.get("max_tokens") or 256)
                     await self.tpm.acquire(min(estimate, self.tpm.max_rate))
-                yield
+                self.in_flight += 1
+                try:
+                    yield
+                finally:
+                    self.in_flight -= 1
 
         try:
             completion = await hook.acomplete(

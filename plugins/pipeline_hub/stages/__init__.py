@@ -13,9 +13,9 @@ runner and the tests all call.
 | in-process run | :mod:`~pipeline_hub.stages.runner` | ``run_pipeline`` |
 
 The prompt stage's parts: what is sent for a record (:mod:`~pipeline_hub.stages.prompt_inputs`), one
-record's call, validation and repair (:mod:`~pipeline_hub.stages.prompt_record`) and the chunk's budget
-share (:mod:`~pipeline_hub.stages.budget`). The published tables as Parquet (schemas, lineage metadata,
-atomic writes): :mod:`~pipeline_hub.stages.parquet`.
+record's call, validation and repair (:mod:`~pipeline_hub.stages.prompt_record`), the chunk's budget
+share (:mod:`~pipeline_hub.stages.budget`) and its progress lines (:mod:`~pipeline_hub.stages.progress`).
+The published tables as Parquet (schemas, lineage metadata, atomic writes): :mod:`~pipeline_hub.stages.parquet`.
 
 Imports: stages may import the base modules (``config``, ``exceptions``, ``reasons``, ``hashing``,
 ``storage``, ``readers``) and the domain packages (``providers``, ``prompts``, ``pii``, ``quality``,

@@ -63,10 +63,12 @@ def discover(settings: Settings, ds: str, topics: list[str]) -> dict[str, dict[s
     "status", "reason", "detail"}, …]}}`` where ``status`` is ``read`` (reason None) or ``skipped``
     (reason from :func:`classify`). Nothing is dropped silently: skipped objects are listed here, in
     the batch manifest and in every publication manifest. Raises ``ConfigError`` (a ``ValueError``) when ``ds`` is not
-    ``YYYY-MM-DD``.
+    ``YYYY-MM-DD`` or a root names an Airflow connection that does not exist (:func:`storage.check_connection`).
     """
     if not DS_PATTERN.match(ds):
         raise ConfigError(f"ds must be YYYY-MM-DD, got {ds!r}")
+    for root in (settings.raw_root, settings.sanitized_root, settings.staging_root):
+        storage.check_connection(root)  # an unknown connection stops here, never anonymous S3
     sources = sorted({load_topic(t, settings.prompts_dir).source for t in topics})
     found: dict[str, dict[str, Any]] = {}
     for source in sources:

@@ -34,6 +34,7 @@ from pipeline_hub.providers.session import Completion
 from pipeline_hub.stages.budget import Budget
 from pipeline_hub.stages.chunk import read_chunk
 from pipeline_hub.stages.plan import RunPlan, plan_topic
+from pipeline_hub.stages.progress import ProgressReporter
 from pipeline_hub.stages.prompt_inputs import protect_inputs, route_providers
 from pipeline_hub.stages.prompt_record import ChunkStats, process_record
 
@@ -49,11 +50,14 @@ async def aprompt_records(
     budget: Budget | None = None,
     routes: dict[str, Any] | None = None,
     prefilled: dict[str, Completion] | None = None,
+    progress: ProgressReporter | None = None,
 ) -> tuple[list[dict], ChunkStats]:
     """Prompt every staged record concurrently; return per-record results (input order) and stats.
 
     ``prefilled`` maps record ids to answers a provider batch job already gave (route ``batch``):
     those records are validated (and repaired if needed) without a first call, and cached.
+    ``progress`` counts the records and logs done/total, rate, ETA, quarantined and calls in flight every
+    ``PIPELINE_HUB_PROGRESS_INTERVAL_S`` (:mod:`pipeline_hub.stages.progress`); default: one for ``topic``.
 
     ``hook`` is the primary chat hook (``LLMHook`` or ``BedrockLLMHook``); ``routes`` (from
     :func:`pipeline_hub.providers.routing.resolve_routes`, pinned in the run plan) adds long-input routing and a
@@ -88,6 +92,7 @@ async def aprompt_records(
     breaker = CircuitBreaker.for_hook(hook)
     results: list[dict[str, Any] | None] = [None] * len(records)
     pending = iter(enumerate(records))
+    progress = progress or ProgressReporter(topic.name, len(records))
 
     async def worker() -> None:
         # Workers take records one at a time, so rendering interleaves with I/O instead of every
@@ -96,8 +101,10 @@ async def aprompt_records(
             results[i] = await process_record(
                 session, topic, validator, record, stats, budget, prefilled.get(record["record_id"]), breaker
             )
+            progress.advance(quarantined=results[i]["status"] != "ok")
 
-    async with router as session:
+    async with router as session, progress:
+        progress.in_flight = lambda: session.in_flight
         # Twice the connections' concurrency: while one set waits on the network, the next is ready.
         workers = 2 * sum(hook.max_concurrency for hook in session.hooks.values())
         try:
@@ -161,8 +168,18 @@ def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) ->
     from pipeline_hub.stages.prompt import prompt_records
 
     plan, tp, topic, records, hook, budget = prompt_context(item)
+    progress = ProgressReporter(
+        topic.name, len(records), chunk_index=item["chunk_index"], topic_total=item.get("topic_records")
+    )
     results, stats = prompt_records(
-        hook, topic, records, cache=open_cache(), budget=budget, routes=tp.routes or None, prefilled=prefilled
+        hook,
+        topic,
+        records,
+        cache=open_cache(),
+        budget=budget,
+        routes=tp.routes or None,
+        prefilled=prefilled,
+        progress=progress,
     )
     out = storage.join(plan.staging, "answers", topic.name)
     storage.write_jsonl(out / f"chunk-{item['chunk_index']:05d}.jsonl", results)

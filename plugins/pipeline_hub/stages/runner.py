@@ -157,7 +157,12 @@ def run_pipeline(
     ``no_input`` (the others run); ``outcome`` is ``no_input`` when no requested topic had input.
     ``budget_usd`` caps the run's LLM spend: records beyond it are quarantined as ``budget_exceeded``.
     Topics in batch mode are called streaming here: provider batch jobs need the DAG's deferrable operator.
+    Raises ``ConfigError`` before anything is read when a root names an Airflow connection that does not
+    exist (:func:`pipeline_hub.storage.check_connection`).
     """
+    for root in (raw_root, output_root, staging_root):
+        if root:
+            storage.check_connection(root)  # before staging or listing: an unknown connection is one ConfigError
     started = time.monotonic()
     run_id = run_id or f"manual__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
     result = RunResult(run_id=run_id, ds=ds)
