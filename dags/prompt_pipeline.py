@@ -40,6 +40,8 @@ sources without input next to others are listed in the `hash` task's XCom `run_s
 
 A topic failing a blocking expectation (suites in `include/quality/`, Data Docs under
 `reports/quality/<topic>/ds=<ds>/`) is quarantined whole, the others publish, and the run fails.
+After publishing, the `drift` task compares each topic's label distribution, confidence, invalid-output
+rate and input length with the trailing baseline (`metrics/drift/`); it records and never fails the run.
 Each published topic emits an asset event on its Asset (the URI of `sanitized_data/<topic>`, through the
 alias `pipeline_hub_published`) and OpenLineage events name the raw objects read and datasets written.
 """
@@ -155,6 +157,16 @@ def prompt_pipeline():
 
         return run_validate(plan_uri, topic)
 
+    @task(trigger_rule="all_done_min_one_success")
+    def drift(pending: list[dict]) -> list[dict]:
+        """Drift of the run's topics against their trailing baseline, stored under ``metrics/drift/``.
+
+        Records only: never fails the run (a topic that published nothing is noted in the XCom).
+        """
+        from pipeline_hub.analytics.drift import record_drift
+
+        return record_drift(pending[0]["plan_uri"], [p["topic"] for p in pending]) if pending else []
+
     pending = hash(discover())
     chunks = chunk(pending)
     answers = prompt.expand(item=select.override(task_id="stream_items")(chunks, "stream"))
@@ -170,7 +182,7 @@ def prompt_pipeline():
     published = PublishOperator.partial(
         task_id="publish", trigger_rule="none_failed", outlets=[AssetAlias(PUBLISHED_ALIAS)]
     ).expand_kwargs(pending)
-    [answers, batch_answers] >> scrubbed >> validated >> published
+    [answers, batch_answers] >> scrubbed >> validated >> published >> drift(pending)
 
 
 dag = prompt_pipeline()

@@ -48,6 +48,7 @@ def test_prompt_pipeline_shape(dagbag):
         "scrub": ["hash", "prompt", "prompt_batch"],
         "validate": ["hash", "scrub"],
         "publish": ["hash", "validate"],
+        "drift": ["hash", "publish"],
     }
     assert dag.get_task("prompt").pool == dag.get_task("prompt_batch").pool == "llm_default"
     from airflow.providers.common.ai.operators.llm_batch import LLMBatchOperator

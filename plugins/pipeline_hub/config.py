@@ -111,6 +111,14 @@ class HubSettings(BaseSettings):
         None, description="File holding the HMAC key (hex).", json_schema_extra=_shown("unset")
     )
     debug: bool = Field(False, description="CLI errors show their traceback (as `--debug`).")
+    drift_baseline_days: PositiveInt = Field(
+        7, description="Days before `ds` whose published partitions are the drift baseline (`pipeline-hub drift`)."
+    )
+    drift_psi_threshold: float = Field(
+        0.2,
+        gt=0,
+        description="PSI over which a topic's drift is reported over threshold (`pipeline-hub drift` exits 1).",
+    )
 
 
 def env_name(name: str) -> str:
