@@ -210,3 +210,12 @@ def test_the_dag_task_records_drift_and_never_raises(tmp_path, monkeypatch):
     assert "nothing published for topic use_case_extraction" in summaries[1]["reason"]
     table = pq.read_table(drift_path(str(tmp_path), IC, DS).path)
     assert table.schema.metadata[b"pipeline_hub.ds"] == DS.encode() and table.num_rows == 1
+
+
+def test_a_partition_without_rows_still_reports_its_invalid_output_rate(tmp_path):
+    publish(tmp_path, day(-1), BASE)
+    publish(tmp_path, DS, {}, invalid=5)  # every answer invalid: published, but no row
+    result = compute_drift(str(tmp_path), IC, DS)
+    assert result["status"] == "ok" and result["rows"] == 0 and result["label_psi"] is None
+    assert result["invalid_output_rate"] == 1.0 and result["invalid_output_rate_shift"] == 1.0
+    assert f"label, confidence, input length: skipped: no published rows in ds={DS}" in result["notes"]

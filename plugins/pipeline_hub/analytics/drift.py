@@ -35,6 +35,7 @@ Only counts, means and test statistics leave this module, never record text.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -249,8 +250,8 @@ def compute_drift(
     if fields.label:
         seen = sorted((set(current.labels) | set(base.labels)) - set(fields.categories))
         cats = [*fields.categories, *seen]
-        cur = [current.labels.count(c) for c in cats]
-        old = [base.labels.count(c) for c in cats]
+        cur_counts, old_counts = Counter(current.labels), Counter(base.labels)
+        cur, old = [cur_counts[c] for c in cats], [old_counts[c] for c in cats]
         result["labels"] = [{"label": c, "current": n, "baseline": b} for c, n, b in zip(cats, cur, old, strict=True)]
     if current.confidence.size:
         result["confidence_mean"] = _r(current.confidence.mean())
@@ -264,7 +265,8 @@ def compute_drift(
         result["invalid_output_rate_shift"] = _r(current.invalid_rate - base.invalid_rate)
     if not current.rows or not base.rows:
         notes.append(
-            "label, confidence, input length: skipped: no published rows in " + ("ds" if base.rows else "baseline")
+            "label, confidence, input length: skipped: no published rows in "
+            + (f"ds={ds}" if base.rows else "the baseline partitions")
         )
     else:
         if fields.label:
