@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.openlineage import conf as openlineage_conf
-from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
+from airflow.sdk import AssetAlias, Param, dag, get_current_context, task, teardown
 
 from pipeline_hub.orchestration.batch_operator import ChunkBatchOperator
 from pipeline_hub.orchestration.lineage import PUBLISHED_ALIAS
@@ -40,8 +40,9 @@ sources without input next to others are listed in the `hash` task's XCom `run_s
 
 A topic failing a blocking expectation (suites in `include/quality/`, Data Docs under
 `reports/quality/<topic>/ds=<ds>/`) is quarantined whole, the others publish, and the run fails.
-After publishing, the `drift` task compares each topic's label distribution, confidence, invalid-output
-rate and input length with the trailing baseline (`metrics/drift/`); it records and never fails the run.
+After publishing, the `drift` task (a teardown: it never decides the run's state) compares each topic's
+label distribution, confidence, invalid-output rate and input length with the trailing baseline
+(`metrics/drift/`); it records only.
 Each published topic emits an asset event on its Asset (the URI of `sanitized_data/<topic>`, through the
 alias `pipeline_hub_published`) and OpenLineage events name the raw objects read and datasets written.
 """
@@ -157,11 +158,14 @@ def prompt_pipeline():
 
         return run_validate(plan_uri, topic)
 
-    @task(trigger_rule="all_done_min_one_success")
-    def drift(pending: list[dict]) -> list[dict]:
+    # A teardown: it runs once publish is done (also after a failed publish or a short-circuit) and, as
+    # Airflow ignores teardowns for the run's state, a run with a failed publish still ends failed.
+    @teardown
+    def drift(pending: list[dict] | None) -> list[dict]:
         """Drift of the run's topics against their trailing baseline, stored under ``metrics/drift/``.
 
-        Records only: never fails the run (a topic that published nothing is noted in the XCom).
+        Records only: never raises (a topic that published nothing is noted in the XCom); ``pending`` is
+        None or empty when ``hash`` failed or found nothing to do.
         """
         from pipeline_hub.analytics.drift import record_drift
 

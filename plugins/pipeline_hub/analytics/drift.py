@@ -310,8 +310,13 @@ def record_drift(plan_uri: str, topics: list[str]) -> list[dict[str, Any]]:
     """
     from pipeline_hub.stages.plan import RunPlan
 
-    plan = RunPlan.load(plan_uri)
-    root = plan.settings["sanitized_root"]
+    try:
+        plan = RunPlan.load(plan_uri)
+        root = plan.settings["sanitized_root"]
+    except Exception as exc:  # drift records, it never fails the run
+        reason = str(exc) if isinstance(exc, PipelineHubError) else type(exc).__name__
+        log.warning("drift not computed: the run plan cannot be read: %s", reason)
+        return [{"topic": t, "status": "not_computed", "reason": reason} for t in topics]
     summaries = []
     for topic in topics:
         try:
