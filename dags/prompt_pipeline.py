@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.openlineage import conf as openlineage_conf
-from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
+from airflow.sdk import AssetAlias, Param, dag, get_current_context, task, teardown
 
 from pipeline_hub.orchestration import alerts
 from pipeline_hub.orchestration.batch_operator import ChunkBatchOperator
@@ -41,6 +41,9 @@ sources without input next to others are listed in the `hash` task's XCom `run_s
 
 A topic failing a blocking expectation (suites in `include/quality/`, Data Docs under
 `reports/quality/<topic>/ds=<ds>/`) is quarantined whole, the others publish, and the run fails.
+After publishing, the `drift` task (a teardown: it never decides the run's state) compares each topic's
+label distribution, confidence, invalid-output rate and input length with the trailing baseline
+(`metrics/drift/`); it records only.
 A failed run, `no_input`, a quarantined topic, a quarantine rate over the threshold and a reached budget
 send an alert when `PIPELINE_HUB_ALERT_CONN_ID` is set (README "Alerts").
 Each published topic emits an asset event on its Asset (the URI of `sanitized_data/<topic>`, through the
@@ -161,6 +164,19 @@ def prompt_pipeline():
 
         return run_validate(plan_uri, topic)
 
+    # A teardown: it runs once publish is done (also after a failed publish or a short-circuit) and, as
+    # Airflow ignores teardowns for the run's state, a run with a failed publish still ends failed.
+    @teardown
+    def drift(pending: list[dict] | None) -> list[dict]:
+        """Drift of the run's topics against their trailing baseline, stored under ``metrics/drift/``.
+
+        Records only: never raises (a topic that published nothing is noted in the XCom); ``pending`` is
+        None or empty when ``hash`` failed or found nothing to do.
+        """
+        from pipeline_hub.analytics.drift import record_drift
+
+        return record_drift(pending[0]["plan_uri"], [p["topic"] for p in pending]) if pending else []
+
     pending = hash(discover())
     chunks = chunk(pending)
     answers = prompt.expand(item=select.override(task_id="stream_items")(chunks, "stream"))
@@ -180,7 +196,7 @@ def prompt_pipeline():
         on_success_callback=alerts.publish_succeeded,
         on_failure_callback=alerts.publish_failed,
     ).expand_kwargs(pending)
-    [answers, batch_answers] >> scrubbed >> validated >> published
+    [answers, batch_answers] >> scrubbed >> validated >> published >> drift(pending)
 
 
 dag = prompt_pipeline()

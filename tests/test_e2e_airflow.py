@@ -217,6 +217,13 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
             f"s3://sanitized/reports/quality/{topic}/ds={DS}/"
         )
 
+    # The drift task ran after publish and stored one row per topic (no earlier partition: no_baseline).
+    assert ti_states(home, "drift") == {"success"}
+    for topic in TOPICS:
+        body = client.get_object(Bucket="sanitized", Key=f"metrics/drift/ds={DS}/{topic}.parquet")["Body"].read()
+        (drift_row,) = pq.read_table(io.BytesIO(body)).to_pylist()
+        assert drift_row["topic"] == topic and drift_row["status"] == "no_baseline"
+
     # The echoed contact was pseudonymised: the published bytes hold none of the seeded values.
     contacts = client.get_object(
         Bucket="sanitized", Key=f"sanitized_data/contact_extraction/ds={DS}/part-00000.parquet"
@@ -322,6 +329,11 @@ def test_topic_failing_its_quality_gate_is_quarantined_and_the_run_fails(airflow
         and ok["counts"]["in"] == ok["counts"]["published"] + ok["counts"]["quarantined_total"]
     )
     assert ok["run_id"] == failed["run_id"]
+    # Drift records the topic that published and notes the quarantined one; it does not fail on it.
+    drift_keys = {
+        o["Key"] for o in client.list_objects_v2(Bucket="sanitized", Prefix=f"metrics/drift/ds={ds}/")["Contents"]
+    }
+    assert drift_keys == {f"metrics/drift/ds={ds}/use_case_extraction.parquet"}
     assert set(asset_events(home, ok["run_id"])) == {"s3://sanitized/sanitized_data/use_case_extraction"}
 
     # OpenLineage: the failed publish reports its raw input and the quarantine dataset.

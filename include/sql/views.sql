@@ -73,6 +73,11 @@ CREATE OR REPLACE VIEW companies AS
 CREATE OR REPLACE VIEW llm_usage AS
   SELECT * FROM read_parquet('{root}/metrics/llm_usage/*/*.parquet', hive_partitioning = true, union_by_name = true);
 
+-- Drift per topic and ds against the trailing baseline (PSI, chi-square p, confidence, invalid-output rate,
+-- input length), see README "Drift".
+CREATE OR REPLACE VIEW drift AS
+  SELECT * FROM read_parquet('{root}/metrics/drift/*/*.parquet', hive_partitioning = true, union_by_name = true);
+
 -- GDPR erasure audit log (pipeline_hub.governance.erasure): one record per erasure, never the subject's value.
 CREATE OR REPLACE VIEW erasure_audit AS
   SELECT * FROM read_json('{root}/_audit/erasure/*.jsonl', format = 'newline_delimited', union_by_name = true);

@@ -133,6 +133,14 @@ class HubSettings(BaseSettings):
     alert_quarantine_rate: float = Field(
         0.2, ge=0, le=1, description="Alert when a published topic quarantined more than this fraction of its records."
     )
+    drift_baseline_days: PositiveInt = Field(
+        7, description="Days before `ds` whose published partitions are the drift baseline (`pipeline-hub drift`)."
+    )
+    drift_psi_threshold: float = Field(
+        0.2,
+        gt=0,
+        description="PSI over which a topic's drift is reported over threshold (`pipeline-hub drift` exits 1).",
+    )
 
 
 def env_name(name: str) -> str:

@@ -9,6 +9,8 @@ Further sub-commands come from installed distributions through the entry-point g
 (name = sub-command, value = a ``typer.Typer``): the dev services (``infra/devservices``) add ``services``
 there; without them ``pipeline-hub services`` says how to install them and exits 2.
 
+:mod:`~pipeline_hub.cli.drift`: ``drift`` (a topic's drift for one ``ds``).
+
 Imports: the CLI may import anything below it; nothing in the package imports ``cli``.
 """
 
@@ -19,7 +21,16 @@ from importlib.metadata import entry_points
 
 import typer
 
-from pipeline_hub.cli import analytics, feedback, governance, pii, prompts, quality, run  # noqa: F401 - register commands
+from pipeline_hub.cli import (  # noqa: F401 - register commands
+    analytics,
+    drift,
+    feedback,
+    governance,
+    pii,
+    prompts,
+    quality,
+    run,
+)
 from pipeline_hub.cli.app import State, app
 from pipeline_hub.exceptions import PipelineHubError
 
