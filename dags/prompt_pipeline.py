@@ -43,7 +43,7 @@ A topic failing a blocking expectation (suites in `include/quality/`, Data Docs 
 `reports/quality/<topic>/ds=<ds>/`) is quarantined whole, the others publish, and the run fails.
 After publishing, the `drift` task (a teardown: it never decides the run's state) compares each topic's
 label distribution, confidence, invalid-output rate and input length with the trailing baseline
-(`metrics/drift/`); it records only.
+(`metrics/drift/`); it records, and alerts on a drift over its threshold.
 A failed run, `no_input`, a quarantined topic, a quarantine rate over the threshold and a reached budget
 send an alert when `PIPELINE_HUB_ALERT_CONN_ID` is set (README "Alerts").
 Each published topic emits an asset event on its Asset (the URI of `sanitized_data/<topic>`, through the
@@ -173,9 +173,14 @@ def prompt_pipeline():
         Records only: never raises (a topic that published nothing is noted in the XCom); ``pending`` is
         None or empty when ``hash`` failed or found nothing to do.
         """
-        from pipeline_hub.analytics.drift import record_drift
+        from airflow.sdk import get_current_context
 
-        return record_drift(pending[0]["plan_uri"], [p["topic"] for p in pending]) if pending else []
+        from pipeline_hub.analytics.drift import record_drift
+        from pipeline_hub.orchestration.alerts import alert_drifted
+
+        results = record_drift(pending[0]["plan_uri"], [p["topic"] for p in pending]) if pending else []
+        alert_drifted(get_current_context(), results)  # a drift over its threshold mails (README "Alerts")
+        return results
 
     pending = hash(discover())
     chunks = chunk(pending)

@@ -143,6 +143,41 @@ def test_drift_alert_sends_a_mail_over_the_threshold_only(alert_env):
     assert "Run: manual-check" in alert_env.texts()[1]
 
 
+def test_drift_task_results_over_threshold_send_one_mail_each(alert_env):
+    """What the DAG's ``drift`` teardown passes on: summaries of analytics.drift.record_drift."""
+    results = [
+        {
+            "topic": "industry_classification",
+            "ds": DS,
+            "status": "drift",
+            "drifted": ["label"],
+            "max_psi": 0.41,
+            "psi_threshold": 0.2,
+        },
+        {
+            "topic": "use_case_extraction",
+            "ds": DS,
+            "status": "ok",
+            "drifted": [],
+            "max_psi": 0.01,
+            "psi_threshold": 0.2,
+        },
+        {
+            "topic": "contact_extraction",
+            "ds": DS,
+            "status": "no_baseline",
+            "drifted": [],
+            "max_psi": None,
+            "psi_threshold": 0.2,
+        },
+        {"topic": "company_matching", "ds": DS, "status": "not_computed", "reason": "InputError"},
+    ]
+    assert alerts.alert_drifted(context("drift"), results) == 1
+    [text] = alert_env.texts()
+    assert_names(text, "drift", "industry_classification")
+    assert "score=0.41" in text and "threshold=0.2" in text
+
+
 def test_quarantined_topic_sends_a_mail_naming_topic_and_failed_expectations(alert_env):
     summary = {
         "topic": "industry_classification",

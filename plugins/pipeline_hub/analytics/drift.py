@@ -328,7 +328,17 @@ def record_drift(plan_uri: str, topics: list[str]) -> list[dict[str, Any]]:
             summaries.append({"topic": topic, "ds": plan.ds, "status": "not_computed", "reason": reason})
             continue
         summary = {k: result[k] for k in ("topic", "status", "drifted")}
-        summaries.append({**summary, "ds": plan.ds, "label_psi": result.get("label_psi"), "uri": uri})
+        psis = [result.get(k) for k in ("label_psi", "confidence_psi", "input_length_psi")]
+        summaries.append(
+            {
+                **summary,
+                "ds": plan.ds,
+                "label_psi": result.get("label_psi"),
+                "max_psi": max((p for p in psis if p is not None), default=None),
+                "psi_threshold": result["psi_threshold"],
+                "uri": uri,
+            }
+        )
         level = logging.WARNING if drift_over_threshold(result) else logging.INFO
         log.log(
             level,

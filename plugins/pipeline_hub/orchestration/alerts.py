@@ -249,6 +249,19 @@ def publish_failed(context: Mapping[str, Any]) -> None:
         send(quality_alert(_ids(context), summary, getattr(task, "manifest", None) or {}))
 
 
+def alert_drifted(context: Mapping[str, Any], results: list[dict[str, Any]]) -> int:
+    """Alert ``drift`` for every result of the DAG's ``drift`` task whose status is ``drift``.
+
+    ``results`` are the task's summaries (``topic``, ``ds``, ``status``, ``drifted``, ``max_psi``,
+    ``psi_threshold``; :func:`pipeline_hub.analytics.drift.record_drift`). Returns the number of alerts sent.
+    """
+    sent = 0
+    for r in results:
+        if r.get("status") == "drift" and r.get("max_psi") is not None:
+            sent += alert_drift(context, r["topic"], r["ds"], float(r["max_psi"]), float(r["psi_threshold"]))
+    return sent
+
+
 def alert_drift(
     context_or_run: Mapping[str, Any] | str, topic: str, ds: str, score: float, threshold: float, **counts: float
 ) -> int:
