@@ -93,8 +93,10 @@ demo: install-demo
 	source $(LOCAL)/env.sh && $(BIN)/airflow dags test prompt_pipeline $(DEMO_DS) > $(LOCAL)/logs/demo-dags-test.log 2>&1 \
 	  || { tail -n 60 $(LOCAL)/logs/demo-dags-test.log; exit 1; }
 	@grep -hoE "topic [a-z_]+: batch [0-9a-f]+ already published[^[]*" $(LOCAL)/logs/demo-dags-test.log | sort -u || true
-	@source $(LOCAL)/env.sh && $(BIN)/pipeline-hub report --ds $(DEMO_DS)
+	@source $(LOCAL)/env.sh && $(BIN)/pipeline-hub report --ds $(DEMO_DS) --html $(LOCAL)/report-$(DEMO_DS).html
 	@echo "OpenLineage events: $(OPENLINEAGE_DIR)/ (datasets read and written: $(BIN)/pipeline-hub lineage)"
+	@echo "HTML report with plots: $(LOCAL)/report-$(DEMO_DS).html"
+	@echo "Prompt Hub view: make airflow, then http://127.0.0.1:8080 -> Browse -> Prompt Hub (README \"Prompt Hub view\")"
 	@echo
 	@echo "Services keep running: $(BIN)/pipeline-hub services status | down"
 
