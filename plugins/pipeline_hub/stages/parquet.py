@@ -137,6 +137,18 @@ def lineage_metadata(manifest: dict[str, Any]) -> dict[str, str]:
     return meta
 
 
+# Columns of METRICS_SCHEMA copied from a manifest's ``usage`` (the publish stage's metrics row).
+USAGE_FIELDS = (
+    "llm_calls",
+    "cache_hits",
+    "cache_hit_rate",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_p50_s",
+    "latency_p95_s",
+    "budget_exceeded",
+)
 METRICS_SCHEMA = pa.schema(
     [
         ("topic", pa.string()),

@@ -31,6 +31,7 @@ from pipeline_hub.stages.chunk import object_listing
 from pipeline_hub.stages.parquet import (
     METRICS_SCHEMA,
     QUARANTINE_SCHEMA,
+    USAGE_FIELDS,
     code_version,
     lineage_metadata,
     partition,
@@ -65,20 +66,7 @@ def write_metrics(sanitized_root: str, manifest: dict[str, Any]) -> None:
         "quarantined": counts["quarantined_total"],
         "budget_cap_usd": manifest["budget"]["cap_usd"],
         "finished_at": manifest["finished_at"],
-        **{
-            k: usage.get(k)
-            for k in (
-                "llm_calls",
-                "cache_hits",
-                "cache_hit_rate",
-                "prompt_tokens",
-                "completion_tokens",
-                "cost_usd",
-                "latency_p50_s",
-                "latency_p95_s",
-                "budget_exceeded",
-            )
-        },
+        **{k: usage.get(k) for k in USAGE_FIELDS},
     }
     path = storage.join(sanitized_root, "metrics", "llm_usage", f"ds={manifest['ds']}", f"{manifest['topic']}.parquet")
     write_table(path, [row], METRICS_SCHEMA, lineage_metadata(manifest))

@@ -29,26 +29,9 @@ from pipeline_hub.config import get_settings, include_dir
 
 DS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ZONES = ("sanitized_data", "quarantine")
-USAGE_COLUMNS = (
-    "ds",
-    "run_id",
-    "prompt_version",
-    "model",
-    "records_in",
-    "published",
-    "quarantined",
-    "llm_calls",
-    "cache_hits",
-    "cache_hit_rate",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "latency_p50_s",
-    "latency_p95_s",
-    "budget_cap_usd",
-    "budget_exceeded",
-    "finished_at",
-)
+# Columns of metrics/llm_usage the view shows: the publish stage's METRICS_SCHEMA without the identities
+# the page already names (topic) or does not show (batch hash, provider), plus the Hive ``ds``.
+HIDDEN_USAGE_COLUMNS = ("topic", "batch_hash", "provider")
 
 
 def sanitized_root() -> str:
@@ -115,21 +98,24 @@ def manifest(root: str, topic: str, ds: str) -> dict[str, Any] | None:
 def usage_rows(root: str, topic: str, limit: int) -> list[dict[str, Any]]:
     """The last ``limit`` publications of ``topic`` from ``metrics/llm_usage/`` (DuckDB), newest ``ds`` first.
 
-    Each row has the keys of :data:`USAGE_COLUMNS` (``ds`` as ``YYYY-MM-DD``); [] when nothing was published
+    Each row has ``ds`` (``YYYY-MM-DD``) and the columns of ``METRICS_SCHEMA`` but
+    :data:`HIDDEN_USAGE_COLUMNS`; [] when nothing was published
     yet. The query is parameterised (topic and limit are never spliced into SQL text).
     """
     from pipeline_hub.analytics.query import connect
+    from pipeline_hub.stages.parquet import METRICS_SCHEMA
 
+    columns = ("ds", *(c for c in METRICS_SCHEMA.names if c not in HIDDEN_USAGE_COLUMNS))
     con, views = connect(root)
     try:
         if "llm_usage" not in views:
             return []
-        cols = ", ".join(USAGE_COLUMNS)
+        cols = ", ".join(columns)
         cur = con.execute(
             f"SELECT {cols} FROM llm_usage WHERE topic = ? ORDER BY ds DESC, finished_at DESC LIMIT ?",
             [topic, limit],
         )
-        rows = [dict(zip(USAGE_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
     finally:
         con.close()
     for r in rows:

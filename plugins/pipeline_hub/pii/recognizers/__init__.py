@@ -22,12 +22,13 @@ import re
 from collections.abc import Iterable
 
 import phonenumbers
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, RecognizerResult
+from presidio_analyzer import EntityRecognizer, Pattern, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer
 
 from pipeline_hub.pii.recognizers.address import StreetAddressRecognizer
 from pipeline_hub.pii.recognizers.person import SignatureNameRecognizer
+from pipeline_hub.pii.recognizers.results import result
 from pipeline_hub.pii.recognizers.secrets import SecretRecognizer
 
 __all__ = [
@@ -210,21 +211,7 @@ class CrmPhoneRecognizer(PhoneRecognizer):
                 if best.get(whole, (0.0,))[0] >= self.strong_score:
                     break  # the whole window is a number at full score: no other region can do better
         results = [
-            RecognizerResult(
-                entity_type=self.supported_entities[0],
-                start=start,
-                end=end,
-                score=score,
-                analysis_explanation=AnalysisExplanation(
-                    recognizer=type(self).__name__,
-                    original_score=score,
-                    textual_explanation=f"valid {region} phone number (python-phonenumbers)",
-                ),
-                recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-                },
-            )
+            result(self, start, end, score, f"valid {region} phone number (python-phonenumbers)")
             for (start, end), (score, region) in best.items()
         ]
         return EntityRecognizer.remove_duplicates(results)

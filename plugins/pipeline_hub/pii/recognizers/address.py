@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import re
 
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from pipeline_hub.pii.recognizers.results import result
 
 # USPS Pub. 28 C1 suffixes (common ones) and abbreviations, UK / CA street types.
 STREET_TYPES = (
@@ -125,18 +127,4 @@ class StreetAddressRecognizer(EntityRecognizer):
         return None
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
-        return RecognizerResult(
-            entity_type=self.supported_entities[0],
-            start=start,
-            end=end,
-            score=score,
-            analysis_explanation=AnalysisExplanation(
-                recognizer=type(self).__name__,
-                original_score=score,
-                textual_explanation="street address (pyap)" if score == self.score else "street line",
-            ),
-            recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-            },
-        )
+        return result(self, start, end, score, "street address (pyap)" if score == self.score else "street line")

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import re
 
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from pipeline_hub.pii.recognizers.results import result
 
 _TOKEN = r"(?:[A-Z][a-z]*\.?|[A-Z]{2,}(?:-[A-Z]+)?|[A-Z]['’][A-Z][a-z]+|Mc[A-Z][a-z]+|[A-Z][a-z]+(?:[-'’][A-Z][a-z]+)+)"
 _NAME = rf"{_TOKEN}(?:[ \t]+(?:(?:van|von|de|da|del|der|du|la|le)[ \t]+)*{_TOKEN}){{0,3}}"
@@ -129,16 +131,4 @@ class SignatureNameRecognizer(EntityRecognizer):
         return [self._result(s, e, score) for (s, e), score in sorted(spans.items())]
 
     def _result(self, start: int, end: int, score: float) -> RecognizerResult:
-        return RecognizerResult(
-            entity_type=self.supported_entities[0],
-            start=start,
-            end=end,
-            score=score,
-            analysis_explanation=AnalysisExplanation(
-                recognizer=type(self).__name__, original_score=score, textual_explanation="name in e-mail layout"
-            ),
-            recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-            },
-        )
+        return result(self, start, end, score, "name in e-mail layout")

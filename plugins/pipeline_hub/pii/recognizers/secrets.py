@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import re
 
-from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from pipeline_hub.pii.recognizers.results import result
 
 # Characters a token continues with (base64url, base64, hex, the separators of the formats above).
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9_\-+/=]*")
@@ -166,19 +168,7 @@ class SecretRecognizer(EntityRecognizer):
         return start, end
 
     def _result(self, start: int, end: int, score: float, kind: str) -> RecognizerResult:
-        return RecognizerResult(
-            entity_type=self.supported_entities[0],
-            start=start,
-            end=end,
-            score=score,
-            analysis_explanation=AnalysisExplanation(
-                recognizer=type(self).__name__, original_score=score, textual_explanation=f"{kind} (detect-secrets)"
-            ),
-            recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
-                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
-            },
-        )
+        return result(self, start, end, score, f"{kind} (detect-secrets)")
 
 
 def _looks_secret(value: str) -> bool:
