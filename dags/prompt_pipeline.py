@@ -108,7 +108,7 @@ def prompt_pipeline():
         ds = params.get("ds") or ctx.get("ds") or ctx["dag_run"].run_after.date().isoformat()
         return run_discover(_settings(), ds, params.get("topics"), params.get("source"))
 
-    @task.short_circuit(on_failure_callback=alerts.hash_failed)
+    @task.short_circuit(on_failure_callback=alerts.hash_failed, on_success_callback=alerts.hash_succeeded)
     def hash(discovered: dict) -> list[dict]:
         """One ``{"plan_uri", "topic"}`` per pending topic; [] (falsy) skips everything downstream.
 

@@ -132,6 +132,20 @@ def test_hash_failing_for_another_reason_sends_no_no_input_mail(alert_env):
     assert alert_env.messages == []
 
 
+def test_a_source_without_input_next_to_others_mails_no_input_and_the_run_goes_on(alert_env):
+    summary = {"outcome": "ok", "no_input": {"emails": f"s3://aws_default@raw/raw_data/emails/{DS}/"}, "pending": ["a"]}
+    ti = SimpleNamespace(task_id="hash", map_index=-1, xcom_pull=lambda task_ids, key: summary)
+    alerts.hash_succeeded({**context("hash"), "ti": ti})
+    [text] = alert_env.texts()
+    assert_names(text, "no_input")
+    assert f"Empty prefix (emails): s3://aws_default@raw/raw_data/emails/{DS}/" in text
+    assert "sources_without_input=1" in text and "topics_pending=1" in text
+    alert_env.messages.clear()
+    full = {"outcome": "ok", "no_input": {}, "pending": ["a", "b"]}
+    alerts.hash_succeeded({**context("hash"), "ti": SimpleNamespace(task_id="hash", xcom_pull=lambda **_: full)})
+    assert alert_env.messages == []
+
+
 def test_drift_alert_sends_a_mail_over_the_threshold_only(alert_env):
     assert alerts.alert_drift(context("drift"), "industry_classification", DS, score=0.12, threshold=0.25) == 0
     assert alerts.alert_drift(context("drift"), "industry_classification", DS, 0.31, 0.25, records=120) == 1

@@ -150,6 +150,18 @@ def xcom_values(home) -> str:
         con.close()
 
 
+def extra_links(home, task_id: str) -> dict[str, str]:
+    """``{map_index: url}`` of the Prompt Hub extra link the worker stored for ``task_id`` (XCom ``_link_…``)."""
+    con = sqlite3.connect(home / "airflow.db")
+    try:
+        rows = con.execute(
+            "SELECT map_index, value FROM xcom WHERE task_id = ? AND key = '_link_PromptHubLink'", (task_id,)
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(i): json.loads(v) for i, v in rows}
+
+
 def openlineage_dir(env) -> Path:
     return Path(json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"]).parent
 
@@ -246,6 +258,10 @@ def test_dag_run_publishes_then_rerun_is_a_noop(airflow_env, stub_server):
         assert value not in xcom, f"seeded value leaked into XCom: {value[:4]}…"
         assert value not in lineage, f"seeded value leaked into OpenLineage events: {value[:4]}…"
     assert "plan.json" in xcom  # XCom is really read: it carries URIs…
+    # Each publish task instance carries the extra link to its topic's Prompt Hub page.
+    links = sorted(extra_links(home, "publish").values())
+    assert links and all("/pipeline-hub/topics/" in u for u in links), links
+    assert {u.rsplit("/", 1)[1] for u in links} == set(TOPICS), links
     sample = csv.DictReader((REPO / "include" / "sample_data" / "companies" / "companies.csv").open())
     for row in sample:  # …and never record text
         assert row["headquarters"] not in xcom and row["headquarters"] not in logs

@@ -111,7 +111,8 @@ def test_ci_runs_lint_registry_tests_iac_and_image():
     ci = load("ci.yml")
     scripts = "\n".join(run_scripts(ci))
     assert "ruff check" in scripts and "ruff format --check" in scripts
-    assert "pipeline-hub validate" in scripts and "make test" in scripts and "make checkov" in scripts
+    assert "pipeline-hub validate" in scripts and ".ci/run" in scripts and "make checkov" in scripts
+    assert "make test" in (REPO / ".ci" / "run").read_text()  # the README's test command, after chromium
     assert 'terraform fmt -check -recursive "$TF_ROOT"' in scripts
     assert "init -backend=false" in scripts and "validate" in scripts
     assert "docker compose config" in scripts

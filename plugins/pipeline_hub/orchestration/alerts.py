@@ -9,7 +9,8 @@ What sends an alert (the reason code is the mail's subject):
 
 * ``run_failed``: the DAG run failed (:func:`run_failed`, the DAG's ``on_failure_callback``);
 * ``no_input``: no requested source had a raw object for the ``ds`` (:func:`hash_failed`, ``hash``'s
-  ``on_failure_callback``; the prefixes come from the task's ``run_summary`` XCom);
+  ``on_failure_callback``; the prefixes come from the task's ``run_summary`` XCom), or some sources had
+  none while others ran (:func:`hash_succeeded`, ``hash``'s ``on_success_callback``; the run stays green);
 * ``quality_failed``: a topic failed its GX gate and was quarantined (:func:`publish_failed`,
   ``publish``'s ``on_failure_callback``; the failed expectation names come from the manifest);
 * ``quarantine_rate`` / ``budget_exceeded``: a published topic quarantined more than
@@ -187,6 +188,18 @@ def hash_failed(context: Mapping[str, Any]) -> None:
     ti = context["ti"]
     summary = ti.xcom_pull(task_ids=ti.task_id, key="run_summary") or {}
     if summary.get("outcome") == NO_INPUT:
+        send(no_input_alert(_ids(context), summary))
+
+
+def hash_succeeded(context: Mapping[str, Any]) -> None:
+    """``hash``'s ``on_success_callback``: alert ``no_input`` for the sources of a run that had none.
+
+    The run goes on with the topics whose source has input (it stays green), so this mail is the only
+    sign that one source of the ``ds`` was empty. Nothing is sent when every source had input.
+    """
+    ti = context["ti"]
+    summary = ti.xcom_pull(task_ids=ti.task_id, key="run_summary") or {}
+    if summary.get("no_input"):
         send(no_input_alert(_ids(context), summary))
 
 
