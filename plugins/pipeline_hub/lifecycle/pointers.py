@@ -113,7 +113,7 @@ def _edit(lines: list[str], label: str, version: str | None, wanted: dict[str, s
         if version is None:
             del lines[i]
             if len(entries) == 1:  # the last label: an empty mapping, or no block at all
-                others = any(lines[j].strip() for j in range(h + 1, end - 1))
+                others = any(lines[j].strip() and lines[j][0] in " \t" for j in range(h + 1, end - 1))
                 lines[h : h + 1] = [f"labels: {{}}{comment}"] if others else []
         else:
             m = entries[i]

@@ -114,7 +114,7 @@ class _TopicChecker:
         )
         for error in sorted(validator.iter_errors(self.meta), key=lambda e: list(map(str, e.absolute_path))):
             path = list(error.absolute_path)
-            if error.validator == "propertyNames" and path == ["labels"]:
+            if path == ["labels"] and "propertyNames" in error.absolute_schema_path:
                 continue  # label names: label_problems below says what is wrong with which
             if error.validator == "additionalProperties" and isinstance(error.instance, dict):
                 known = set(error.schema.get("properties") or {})
