@@ -90,6 +90,15 @@ def _settings():
             minimum=0,
             description="Cap on this run's LLM spend in USD (empty: none); records beyond it are quarantined.",
         ),
+        "prompt_labels": Param(
+            {},
+            type="object",
+            additionalProperties={"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,39}$"},
+            description=(
+                'Prompt label per topic, e.g. {"industry_classification": "canary"} (empty: prod). A named '
+                "label of the topic's metadata.yaml (moved by `pipeline-hub promote --label`, through the gate)."
+            ),
+        ),
         "ds": Param(
             None,
             type=["null", "string"],
@@ -112,23 +121,29 @@ def prompt_pipeline():
     def hash(discovered: dict) -> list[dict]:
         """One ``{"plan_uri", "topic"}`` per pending topic; [] (falsy) skips everything downstream.
 
-        Fails (no retry) when no requested topic has input (``no_input``); sources without input next
+        Fails (no retry) when no requested topic has input (``no_input``) or on a ``ConfigError`` (e.g. an
+        unknown topic or label in ``prompt_labels``); sources without input next
         to others with input are recorded in the XCom ``run_summary`` and the plan, the others run.
         """
         from airflow.sdk.exceptions import AirflowFailException
 
+        from pipeline_hub.exceptions import ConfigError
         from pipeline_hub.reasons import NO_INPUT
         from pipeline_hub.stages.hash import no_input_message, run_hash
 
         ctx = get_current_context()
-        planned = run_hash(
-            _settings(),
-            discovered,
-            run_id=ctx["run_id"],
-            row_limit=ctx["params"].get("row_limit"),
-            llm_conn_id=ctx["params"]["llm_conn_id"],
-            budget_usd=ctx["params"].get("budget_usd"),
-        )
+        try:
+            planned = run_hash(
+                _settings(),
+                discovered,
+                run_id=ctx["run_id"],
+                row_limit=ctx["params"].get("row_limit"),
+                llm_conn_id=ctx["params"]["llm_conn_id"],
+                budget_usd=ctx["params"].get("budget_usd"),
+                prompt_labels=ctx["params"].get("prompt_labels"),
+            )
+        except ConfigError as exc:  # a bad param or setting: retrying cannot fix it
+            raise AirflowFailException(str(exc)) from None
         summary = {k: planned[k] for k in ("plan_uri", "pending", "skipped", "no_input", "outcome")}
         ctx["ti"].xcom_push(key="run_summary", value=summary)
         if planned["outcome"] == NO_INPUT:

@@ -58,7 +58,8 @@ def test_prompt_pipeline_shape(dagbag):
     assert issubclass(dag.get_task("prompt_batch").operator_class, LLMBatchOperator)
     assert dag.catchup is False
     assert dag.schedule == "0 2 * * *"
-    assert {"source", "topics", "row_limit", "llm_conn_id"} <= set(dag.params)
+    assert {"source", "topics", "row_limit", "llm_conn_id", "prompt_labels"} <= set(dag.params)
+    assert dag.params["prompt_labels"] == {}  # default: every topic at prod
 
 
 def test_prompt_pipeline_wires_the_alert_callbacks(dagbag):

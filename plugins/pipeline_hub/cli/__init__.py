@@ -2,7 +2,7 @@
 
 What lives here: :mod:`~pipeline_hub.cli.app` (the Typer ``app``, the global ``--debug``) and one module
 per command group: :mod:`~pipeline_hub.cli.run` (run, seed), :mod:`~pipeline_hub.cli.analytics` (query,
-report, athena-ddl, lineage), :mod:`~pipeline_hub.cli.prompts` (validate, score, promote, rollback),
+report, athena-ddl, lineage), :mod:`~pipeline_hub.cli.prompts` (validate, score, promote, rollback, label),
 :mod:`~pipeline_hub.cli.pii` (scrub, pii-eval), :mod:`~pipeline_hub.cli.governance` (erase, retention),
 :mod:`~pipeline_hub.cli.feedback` (feedback add, list) and :mod:`~pipeline_hub.cli.quality` (quality export).
 Further sub-commands come from installed distributions through the entry-point group ``pipeline_hub.cli``

@@ -1,4 +1,5 @@
-"""``pipeline-hub`` commands: prompt lifecycle: validate the registry, score, promote, roll back (issue 5)."""
+"""``pipeline-hub`` commands: prompt lifecycle: validate the registry, score, promote, roll back (issue 5),
+and named labels (issue 14): ``promote --label``, ``rollback --label``, ``label list|delete``."""
 
 from __future__ import annotations
 
@@ -83,22 +84,18 @@ def score(
     typer.echo("\n".join(f"{kind}: {uri}" for kind, uri in result["artifacts"].items()))
 
 
-@app.command()
-def promote(
-    topic: Annotated[str, typer.Option(help="topic whose prod pointer moves")],
-    version: Annotated[str, typer.Option(help="version to make prod (must pass the topic's gate)")],
-    by: Annotated[str | None, typer.Option(help="who promotes (default: PIPELINE_HUB_ACTOR or the login name)")] = None,
-    artifacts: Annotated[
-        str | None,
-        typer.Option(help="artifacts root holding the scores (default: PIPELINE_HUB_ARTIFACTS_URI or .local/)"),
-    ] = None,
-) -> None:
-    """Move prod to VERSION if its latest score passes the gate in metadata.yaml; audit + changelog."""
+LabelOption = Annotated[
+    str, typer.Option(help="label to move: prod or a named label (created by its first promotion); not dev")
+]
+ByOption = Annotated[str | None, typer.Option(help="who acts (default: PIPELINE_HUB_ACTOR or the login name)")]
+
+
+def _print_or_exit(action, *args, **kwargs) -> None:
+    """Run a promotion ``action``; print its audit entry as JSON, or one line and exit 1 (gate) / 2."""
     from pipeline_hub.lifecycle.promotion import GateRefused, PromotionError
-    from pipeline_hub.lifecycle.promotion import promote as do_promote
 
     try:
-        entry = do_promote(topic, version, artifacts=artifacts, actor=by)
+        entry = action(*args, **kwargs)
     except GateRefused as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -109,20 +106,58 @@ def promote(
 
 
 @app.command()
-def rollback(
-    topic: Annotated[str, typer.Option(help="topic whose prod pointer goes back")],
-    by: Annotated[
-        str | None, typer.Option(help="who rolls back (default: PIPELINE_HUB_ACTOR or the login name)")
+def promote(
+    topic: Annotated[str, typer.Option(help="topic whose label moves")],
+    version: Annotated[str, typer.Option(help="version to point the label at (must pass the topic's gate)")],
+    label: LabelOption = "prod",
+    by: ByOption = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(help="artifacts root holding the scores (default: PIPELINE_HUB_ARTIFACTS_URI or .local/)"),
     ] = None,
+) -> None:
+    """Move LABEL (default prod) to VERSION if its latest score passes the gate in metadata.yaml; audit + changelog."""
+    from pipeline_hub.lifecycle.promotion import promote as do_promote
+
+    _print_or_exit(do_promote, topic, version, label=label, artifacts=artifacts, actor=by)
+
+
+@app.command()
+def rollback(
+    topic: Annotated[str, typer.Option(help="topic whose label goes back")],
+    label: LabelOption = "prod",
+    by: ByOption = None,
     artifacts: Annotated[str | None, typer.Option(help="artifacts root holding the scores")] = None,
 ) -> None:
-    """Move prod back to the previously promoted version (from the audit log); audit + changelog."""
-    from pipeline_hub.lifecycle.promotion import PromotionError
+    """Move LABEL (default prod) back to its previously promoted version (from the audit log); audit + changelog."""
     from pipeline_hub.lifecycle.promotion import rollback as do_rollback
 
+    _print_or_exit(do_rollback, topic, label=label, artifacts=artifacts, actor=by)
+
+
+label_app = typer.Typer(no_args_is_help=True, help="Named prompt labels of a topic (labels: in metadata.yaml).")
+app.add_typer(label_app, name="label")
+
+
+@label_app.command("list")
+def label_list(topic: Annotated[str, typer.Option(help="topic whose labels to show")]) -> None:
+    """Print the topic's labels as JSON: dev, prod and the named labels -> version."""
+    from pipeline_hub.prompts.registry import RegistryError, load_topic
+
     try:
-        entry = do_rollback(topic, artifacts=artifacts, actor=by)
-    except PromotionError as exc:
+        typer.echo(json.dumps(load_topic(topic).pointers, indent=2))
+    except RegistryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps(entry, indent=2, default=str))
+
+
+@label_app.command("delete")
+def label_delete(
+    topic: Annotated[str, typer.Option(help="topic whose label is removed")],
+    label: Annotated[str, typer.Option(help="named label to remove (not dev or prod)")],
+    by: ByOption = None,
+) -> None:
+    """Remove a named label from metadata.yaml; audit + changelog. Runs pinning it then fail at plan time."""
+    from pipeline_hub.lifecycle.promotion import delete_label
+
+    _print_or_exit(delete_label, topic, label, actor=by)

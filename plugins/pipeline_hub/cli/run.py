@@ -33,6 +33,12 @@ def run(
         str | None,
         typer.Option(help="staging root for raw record text (default: <state dir>/staging, PIPELINE_HUB_STATE_DIR)"),
     ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label", help="pin a prompt label for a topic: topic=label (repeatable; default prod, dev refused)"
+        ),
+    ] = None,
 ) -> None:
     """Run discover → hash → chunk → prompt → scrub → validate → publish without Airflow.
 
@@ -46,10 +52,14 @@ def run(
     ``--ds`` defaults to yesterday's date in UTC, taken when the command runs. Progress of the prompt
     stage: a bar per topic on a terminal (stderr), else a log line every PIPELINE_HUB_PROGRESS_INTERVAL_S
     seconds (records done/total, rate, ETA, quarantined, calls in flight).
+
+    ``--label topic=label`` (repeatable) runs that topic at the version its named label points to; an
+    unknown topic or label exits 2 with one line naming the known labels, before any LLM call.
     """
     from pipeline_hub.stages.runner import run_pipeline
 
     ds = resolve_ds(ds)
+    prompt_labels = parse_labels(label)
     with _progress_display():
         for noisy in ("httpx", "httpx2", "great_expectations"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -64,6 +74,7 @@ def run(
             llm_conn_id=conn_id,
             chunk_size=chunk_size,
             staging_root=staging,
+            prompt_labels=prompt_labels,
         )
     typer.echo(
         json.dumps(
@@ -87,6 +98,19 @@ def run(
 
         typer.echo(no_input_message({"no_input": result.no_input, "ds": ds}), err=True)
         raise typer.Exit(3)
+
+
+def parse_labels(values: list[str] | None) -> dict[str, str]:
+    """``["topic=label", …]`` (``--label``) → ``{topic: label}``; a malformed or repeated topic exits 2."""
+    labels: dict[str, str] = {}
+    for value in values or []:
+        topic, sep, name = (part.strip() for part in value.partition("="))
+        if not sep or not topic or not name or topic in labels:
+            why = "is given twice" if topic in labels else "must be topic=label"
+            typer.echo(f"error: --label {value!r} {why}, e.g. --label industry_classification=canary", err=True)
+            raise typer.Exit(2)
+        labels[topic] = name
+    return labels
 
 
 @app.command()

@@ -1,9 +1,10 @@
-"""The promotion gate: ``pipeline-hub promote`` and ``pipeline-hub rollback``.
+"""The promotion gate: ``pipeline-hub promote``, ``pipeline-hub rollback`` and ``pipeline-hub label delete``.
 
-``promote(topic, version)`` moves the topic's ``prod`` pointer to ``version`` only when the version's
-latest full score (:mod:`pipeline_hub.lifecycle.scoring`, ``reports/<topic>/<version>/score.json`` under the
-artifacts root) was computed on the *current* examples and template and passes the topic's ``gate``
-in ``metadata.yaml``:
+``promote(topic, version, label="prod")`` moves the topic's ``prod`` pointer, or a named label
+(``labels:`` in ``metadata.yaml``, Langfuse/MLflow alias semantics; created by its first promotion), to
+``version`` only when the version's latest full score (:mod:`pipeline_hub.lifecycle.scoring`,
+``reports/<topic>/<version>/score.json`` under the artifacts root) was computed on the *current*
+examples and template and passes the topic's ``gate`` in ``metadata.yaml``:
 
 - ``gate.metric`` ≥ ``gate.min``;
 - invalid-answer rate ≤ ``gate.max_invalid_rate``;
@@ -11,24 +12,26 @@ in ``metadata.yaml``:
   ``gate.max_regression``;
 - optionally, list-price cost not above prod's by more than ``gate.max_cost_increase`` (relative).
 
-A refusal (:class:`GateRefused`) names every check that failed. A promotion rewrites only the
-``prod:`` line of ``metadata.yaml`` (comments and layout stay), appends a line to the topic's
-``CHANGELOG.md`` and an entry to the append-only audit log ``include/prompts/_audit.jsonl``
-(``at``, ``actor``, ``action``, ``topic``, ``from``, ``to``, ``scores``, ``gate``). These are files in the
-repository: commit them, so the review of the pull request is the review of the promotion.
+Every label a run can pin passes this same gate (compared with prod), so a label is never a way around
+it; ``dev`` is not moved by promotion (it is set by hand: the version under development). A refusal
+(:class:`GateRefused`) names every check that failed. A promotion rewrites only the label's line of
+``metadata.yaml`` (comments and layout stay, :mod:`pipeline_hub.lifecycle.pointers`), appends a line to
+the topic's ``CHANGELOG.md`` and an entry to the append-only audit log ``include/prompts/_audit.jsonl``
+(``at``, ``actor``, ``action``, ``topic``, ``label``, ``from``, ``to``, ``scores``, ``gate``; an entry
+without ``label`` is prod's). These are files in the repository: commit them, so the review of the
+pull request is the review of the promotion.
 
-``rollback(topic)`` moves ``prod`` back to the version that was prod before the current one, as
-recorded by the audit log (promotions push, rollbacks pop), with its own audit and changelog entry; it
-does not consult the gate (it is the way back). Production runs are unaffected mid-run either way:
-the run plan pins the version resolved at the start of a run (:mod:`pipeline_hub.stages.plan`).
+``rollback(topic, label="prod")`` moves that label back to the version it had before the current one,
+as recorded by its own audit entries (promotions push, rollbacks pop, a ``delete`` clears), with its own
+audit and changelog entry; it does not consult the gate (it is the way back). ``delete_label`` removes a
+named label, audited. Production runs are unaffected mid-run either way: the run plan pins the version
+resolved at the start of a run (:mod:`pipeline_hub.stages.plan`).
 """
 
 from __future__ import annotations
 
 import getpass
 import json
-import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,15 +40,14 @@ import yaml
 
 from pipeline_hub.config import get_settings, include_dir
 from pipeline_hub.exceptions import PromptError
+from pipeline_hub.lifecycle.pointers import PromotionError, read_labels, set_label, set_pointer
 from pipeline_hub.lifecycle.scoring import examples_sha256, read_score, topic_metadata
-from pipeline_hub.prompts.registry import RegistryError, load_topic
+from pipeline_hub.prompts.registry import LABEL_PATTERN, RegistryError, load_topic
+
+__all__ = ["GateRefused", "PromotionError", "delete_label", "evaluate_gate", "promote", "rollback", "set_pointer"]
 
 AUDIT_FILE = "_audit.jsonl"
 CHANGELOG_FILE = "CHANGELOG.md"
-
-
-class PromotionError(PromptError, ValueError):
-    """The request itself is wrong: unknown topic/version, already prod, nothing to roll back to."""
 
 
 class GateRefused(PromptError, RuntimeError):
@@ -53,9 +55,10 @@ class GateRefused(PromptError, RuntimeError):
 
     exit_code = 1
 
-    def __init__(self, topic: str, version: str, failures: list[str]) -> None:
-        self.topic, self.version, self.failures = topic, version, failures
-        super().__init__(f"promotion of {topic} {version} refused:\n" + "\n".join(f"- {f}" for f in failures))
+    def __init__(self, topic: str, version: str, failures: list[str], label: str = "prod") -> None:
+        self.topic, self.version, self.failures, self.label = topic, version, failures, label
+        to = "" if label == "prod" else f" to label {label}"
+        super().__init__(f"promotion of {topic} {version}{to} refused:\n" + "\n".join(f"- {f}" for f in failures))
 
 
 def _prompts_dir(prompts_dir: Path | str | None) -> Path:
@@ -174,30 +177,6 @@ def evaluate_gate(
     }
 
 
-_POINTER = r"^{name}:[ \t]*([^\s#]+)([ \t]*(#.*)?)$"
-
-
-def set_pointer(meta_path: Path, pointer: str, version: str) -> str:
-    """Rewrite only the top-level ``<pointer>: vN`` line of ``meta_path``; return the previous version.
-
-    Comments and layout are kept. The file is replaced atomically. Raises :class:`PromotionError` when
-    the line is not found exactly once or the result does not parse back to ``version``.
-    """
-    text = meta_path.read_text()
-    pattern = re.compile(_POINTER.format(name=re.escape(pointer)), re.MULTILINE)
-    matches = list(pattern.finditer(text))
-    if len(matches) != 1:
-        raise PromotionError(f"{meta_path}: expected one top-level '{pointer}: <version>' line, found {len(matches)}")
-    previous = matches[0].group(1)
-    updated = pattern.sub(lambda m: f"{pointer}: {version}{m.group(2)}", text)
-    if (yaml.safe_load(updated) or {}).get(pointer) != version:
-        raise PromotionError(f"{meta_path}: rewriting '{pointer}' did not give {version}")
-    tmp = meta_path.with_name(f".{meta_path.name}.tmp")
-    tmp.write_text(updated)
-    os.replace(tmp, meta_path)
-    return previous
-
-
 def read_audit(prompts_dir: Path | str | None = None, topic: str | None = None) -> list[dict[str, Any]]:
     """Entries of the audit log (oldest first), of one ``topic`` when given."""
     path = _prompts_dir(prompts_dir) / AUDIT_FILE
@@ -218,7 +197,7 @@ def _record(root: Path, topic_dir: Path, entry: dict[str, Any], changelog_line: 
     if not changelog.exists():
         changelog.write_text(
             f"# {topic_dir.name}: production changelog\n\n"
-            "Written by `pipeline-hub promote` and `pipeline-hub rollback` (the audit log is "
+            "Written by `pipeline-hub promote`, `rollback` and `label delete` (the audit log is "
             "`include/prompts/_audit.jsonl`).\n\n"
         )
     _append(changelog, changelog_line)
@@ -230,94 +209,179 @@ def _fmt_score(s: dict[str, Any] | None) -> str:
     return f"{s['metric']} {s['value']:.3f}, invalid {s['invalid_rate']:.1%}"
 
 
+def check_label(label: str) -> str:
+    """``label`` when a promotion may move it (``prod`` or a named label); else :class:`PromotionError`.
+
+    ``dev`` is refused: it is the version under development, set by hand in metadata.yaml and scored
+    and canaried from there; the gate stands between it and every label a run can pin.
+    """
+    if label == "dev":
+        raise PromotionError(
+            "label 'dev' is not moved by promote: it is set by hand in metadata.yaml (the version under "
+            "development); promote to prod or a named label (--label canary)"
+        )
+    if label != "prod" and not LABEL_PATTERN.match(label):
+        raise PromotionError(f"label name '{label}' must match {LABEL_PATTERN.pattern} (or be prod)")
+    return label
+
+
+def _entry(action: str, topic: str, label: str, previous: str | None, to: str | None, actor: str | None) -> dict:
+    return {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "actor": actor_name(actor),
+        "action": action,
+        "topic": topic,
+        "label": label,
+        "from": previous,
+        "to": to,
+    }
+
+
 def promote(
     topic: str,
     version: str,
     *,
+    label: str = "prod",
     prompts_dir: Path | str | None = None,
     artifacts: str | None = None,
     actor: str | None = None,
 ) -> dict[str, Any]:
-    """Move ``topic``'s ``prod`` pointer to ``version`` if it passes the gate; return the audit entry.
+    """Move ``topic``'s ``label`` (``prod`` by default) to ``version`` if it passes the gate; return the audit entry.
 
-    Raises :class:`GateRefused` (naming each failed check) or :class:`PromotionError` (unknown
-    version, already prod).
+    A named label is created by its first promotion; every label passes the same gate as prod
+    (:func:`evaluate_gate`, compared with the current prod's score), so no label a run can pin
+    bypasses it. Raises :class:`GateRefused` (naming each failed check) or :class:`PromotionError`
+    (unknown version, ``dev``, a bad label name, already there).
     """
     root = _prompts_dir(prompts_dir)
+    check_label(label)
     result = evaluate_gate(topic, version, prompts_dir=root, artifacts=artifacts)
-    previous = result["prod_version"]
-    if version == previous:
-        raise PromotionError(f"{topic}: {version} is already prod")
-    if not result["passed"]:
-        raise GateRefused(topic, version, result["failures"])
     meta_path = root / topic / "metadata.yaml"
-    set_pointer(meta_path, "prod", version)
+    previous = result["prod_version"] if label == "prod" else read_labels(meta_path).get(label)
+    if version == previous:
+        raise PromotionError(f"{topic}: {version} is already {label}")
+    if not result["passed"]:
+        raise GateRefused(topic, version, result["failures"], label)
+    if label == "prod":
+        set_pointer(meta_path, "prod", version)
+    else:
+        set_label(meta_path, label, version)
     spec = (yaml.safe_load(meta_path.read_text())["versions"] or {}).get(version) or {}
-    entry = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "actor": actor_name(actor),
-        "action": "promote",
-        "topic": topic,
-        "from": previous,
-        "to": version,
-        "scores": {"to": score_summary(result["candidate"]), "from": score_summary(result["prod"])},
-        "gate": result["gate"],
-    }
-    line = (
-        f"- {entry['at']} **promote** {previous} → {version} by {entry['actor']}: "
-        f"{_fmt_score(entry['scores']['to'])} (prod {previous}: {_fmt_score(entry['scores']['from'])}). "
-        f"{version}: {spec.get('changelog', '')}"
-    )
+    entry = _entry("promote", topic, label, previous, version, actor)
+    entry["gate"] = result["gate"]
+    if label == "prod":
+        entry["scores"] = {"to": score_summary(result["candidate"]), "from": score_summary(result["prod"])}
+        line = (
+            f"- {entry['at']} **promote** {previous} → {version} by {entry['actor']}: "
+            f"{_fmt_score(entry['scores']['to'])} (prod {previous}: {_fmt_score(entry['scores']['from'])}). "
+            f"{version}: {spec.get('changelog', '')}"
+        )
+    else:
+        entry["scores"] = {
+            "to": score_summary(result["candidate"]),
+            "from": score_summary(read_score(topic, previous, artifacts)) if previous else None,
+            "prod": score_summary(result["prod"]),
+        }
+        line = (
+            f"- {entry['at']} **promote** label {label}: {previous or '(new)'} → {version} by {entry['actor']}: "
+            f"{_fmt_score(entry['scores']['to'])} (prod {result['prod_version']}: "
+            f"{_fmt_score(entry['scores']['prod'])}). {version}: {spec.get('changelog', '')}"
+        )
     _record(root, root / topic, entry, line)
     return entry
 
 
-def rollback_target(topic: str, prompts_dir: Path | str | None = None) -> tuple[str, str]:
-    """``(current prod, version to roll back to)`` from the audit log; raises :class:`PromotionError`."""
-    root = _prompts_dir(prompts_dir)
+def _current(root: Path, topic: str, label: str) -> str:
+    """The version ``label`` of ``topic`` points at; :class:`PromotionError` when unknown."""
     try:
-        current = load_topic(topic, root).version
+        pointers = load_topic(topic, root).pointers
     except RegistryError as exc:
         raise PromotionError(str(exc)) from None
+    if label not in pointers:
+        known = ", ".join(p for p in pointers if p != "dev")
+        raise PromotionError(f"{root / topic / 'metadata.yaml'}: {topic} has no label '{label}' (known: {known})")
+    return pointers[label]
+
+
+def rollback_target(topic: str, prompts_dir: Path | str | None = None, label: str = "prod") -> tuple[str, str]:
+    """``(current version of label, version to roll back to)`` from the audit log; raises :class:`PromotionError`.
+
+    Only the entries of ``label`` count (an entry without ``label`` is prod's, as written before labels
+    existed): promotions push, rollbacks pop, a ``delete`` clears the label's history.
+    """
+    root = _prompts_dir(prompts_dir)
+    check_label(label)
+    current = _current(root, topic, label)
     stack: list[str] = []
     for entry in read_audit(root, topic):
+        if (entry.get("label") or "prod") != label:
+            continue
         if entry["action"] == "promote":
-            if not stack or stack[-1] != entry["from"]:
+            if entry["from"] is not None and (not stack or stack[-1] != entry["from"]):
                 stack.append(entry["from"])
             stack.append(entry["to"])
         elif entry["action"] == "rollback" and stack and stack[-1] == entry["from"]:
             stack.pop()
+        elif entry["action"] == "delete":
+            stack = []
     if not stack or stack[-1] != current:
         where = root / AUDIT_FILE
         if not stack:
-            raise PromotionError(f"{topic}: no promotion of this topic in {where}; nothing to roll back to")
+            raise PromotionError(f"{topic}: no promotion of {label} in {where}; nothing to roll back to")
         raise PromotionError(
-            f"{topic}: prod is {current} but {where} says {stack[-1]} (edited by hand?); set the pointer explicitly"
+            f"{topic}: {label} is {current} but {where} says {stack[-1]} (edited by hand?); set the label explicitly"
         )
     if len(stack) < 2:
-        raise PromotionError(f"{topic}: {current} is the first recorded prod version; nothing to roll back to")
+        hint = "" if label == "prod" else f" (remove it: pipeline-hub label delete --topic {topic} --label {label})"
+        raise PromotionError(f"{topic}: {current} is the first recorded {label} version; nothing to roll back to{hint}")
     return current, stack[-2]
 
 
 def rollback(
-    topic: str, *, prompts_dir: Path | str | None = None, artifacts: str | None = None, actor: str | None = None
+    topic: str,
+    *,
+    label: str = "prod",
+    prompts_dir: Path | str | None = None,
+    artifacts: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
-    """Move ``topic``'s ``prod`` back to the previously promoted version; return the audit entry."""
+    """Move ``topic``'s ``label`` (``prod`` by default) back to its previously promoted version; return the audit entry.
+
+    No gate: the target passed it when it was promoted. Raises :class:`PromotionError` (see
+    :func:`rollback_target`).
+    """
     root = _prompts_dir(prompts_dir)
-    current, target = rollback_target(topic, root)
-    set_pointer(root / topic / "metadata.yaml", "prod", target)
-    entry = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "actor": actor_name(actor),
-        "action": "rollback",
-        "topic": topic,
-        "from": current,
-        "to": target,
-        "scores": {
-            "to": score_summary(read_score(topic, target, artifacts)),
-            "from": score_summary(read_score(topic, current, artifacts)),
-        },
+    current, target = rollback_target(topic, root, label)
+    meta_path = root / topic / "metadata.yaml"
+    if label == "prod":
+        set_pointer(meta_path, "prod", target)
+    else:
+        set_label(meta_path, label, target)
+    entry = _entry("rollback", topic, label, current, target, actor)
+    entry["scores"] = {
+        "to": score_summary(read_score(topic, target, artifacts)),
+        "from": score_summary(read_score(topic, current, artifacts)),
     }
-    line = f"- {entry['at']} **rollback** {current} → {target} by {entry['actor']}"
+    what = "" if label == "prod" else f"label {label}: "
+    line = f"- {entry['at']} **rollback** {what}{current} → {target} by {entry['actor']}"
     _record(root, root / topic, entry, line)
+    return entry
+
+
+def delete_label(
+    topic: str, label: str, *, prompts_dir: Path | str | None = None, actor: str | None = None
+) -> dict[str, Any]:
+    """Remove named ``label`` from ``topic``'s ``labels:``; return the audit entry (``action`` ``delete``).
+
+    ``dev`` and ``prod`` cannot be deleted. A run pinning the label afterwards fails at plan time.
+    Raises :class:`PromotionError`.
+    """
+    root = _prompts_dir(prompts_dir)
+    check_label(label)
+    if label == "prod":
+        raise PromotionError(f"{topic}: prod cannot be deleted; promote or roll it back")
+    current = _current(root, topic, label)
+    set_label(root / topic / "metadata.yaml", label, None)
+    entry = _entry("delete", topic, label, current, None, actor)
+    _record(root, root / topic, entry, f"- {entry['at']} **delete** label {label} (was {current}) by {entry['actor']}")
     return entry

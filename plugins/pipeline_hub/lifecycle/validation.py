@@ -5,7 +5,8 @@ For every topic folder under ``DIR`` (default ``include/prompts``) it checks, ea
 
 1. ``metadata.yaml`` against the published JSON Schema ``include/prompts/metadata.schema.json``
    (Draft 2020-12), and that ``name`` equals the folder;
-2. the ``dev`` and ``prod`` pointers name declared versions; every version has a changelog line (schema);
+2. the ``dev`` and ``prod`` pointers and the named ``labels`` name declared versions; label names match
+   ``^[a-z][a-z0-9_-]{0,39}$`` and are not ``dev``/``prod``; every version has a changelog line (schema);
 3. every version's template exists and parses, with the partials it includes or imports, and has the
    blocks ``system`` and ``user``;
 4. the variables a template uses (its own and those of the partials it includes with context) equal the
@@ -16,7 +17,7 @@ For every topic folder under ``DIR`` (default ``include/prompts``) it checks, ea
 6. the ``evaluation`` and ``gate`` sections name fields of the output schema and a metric of the task;
 7. the labelled examples (``examples/*.jsonl``, at least :data:`MIN_EXAMPLES`) are JSON objects
    ``{"id", "input", "expected"}``; ``input`` carries every required input field (and the context query
-   field); ``expected`` matches the output schemas of ``dev`` and ``prod`` with ``required`` relaxed
+   field); ``expected`` matches the output schemas of ``dev``, ``prod`` and the labels with ``required`` relaxed
    (gold labels are partial, e.g. no ``confidence``) and holds what the evaluation task scores.
 
 Line numbers come from the YAML/JSON node marks (PyYAML's composer also reads JSON), template line
@@ -38,6 +39,7 @@ import jsonschema
 import yaml
 from jinja2 import nodes
 
+from pipeline_hub.lifecycle.pointers import label_problems
 from pipeline_hub.lifecycle.problems import Located, Problem, display_path, jsonable, path_text, shorten
 from pipeline_hub.lifecycle.strict_schema import strict_problems
 from pipeline_hub.prompts.registry import make_env
@@ -112,6 +114,8 @@ class _TopicChecker:
         )
         for error in sorted(validator.iter_errors(self.meta), key=lambda e: list(map(str, e.absolute_path))):
             path = list(error.absolute_path)
+            if path == ["labels"] and "propertyNames" in error.absolute_schema_path:
+                continue  # label names: label_problems below says what is wrong with which
             if error.validator == "additionalProperties" and isinstance(error.instance, dict):
                 known = set(error.schema.get("properties") or {})
                 for extra in sorted(set(error.instance) - known):
@@ -140,6 +144,8 @@ class _TopicChecker:
                     f"pointer '{pointer}' names version '{target}', which is not declared under 'versions' "
                     f"(declared: {declared})",
                 )
+        for path, message, key in label_problems(self.meta):
+            self.at_meta(path, message, key=key)
         return True
 
     def declared_variables(self) -> dict[str, list[str | int]]:
@@ -307,9 +313,9 @@ class _TopicChecker:
             "extraction": evaluation.get("items"),
         }.get(evaluation.get("task"))
         validators = {}
-        for pointer in POINTERS:
-            version = self.meta.get(pointer)
-            if version in self.schemas and version not in validators:
+        labels = self.meta.get("labels") if isinstance(self.meta.get("labels"), dict) else {}
+        for version in [self.meta.get(p) for p in POINTERS] + list(labels.values()):
+            if isinstance(version, str) and version in self.schemas and version not in validators:
                 validators[version] = jsonschema.Draft202012Validator(relaxed_schema(self.schemas[version]))
         count = 0
         ids: dict[str, tuple[Path, int]] = {}

@@ -2,11 +2,16 @@
 
 Layout of one topic (see ``include/prompts/README.md``)::
 
-    include/prompts/<topic>/metadata.yaml        versions, dev/prod pointers, inputs, output, quality
+    include/prompts/<topic>/metadata.yaml        versions, dev/prod pointers, named labels, inputs, output
     include/prompts/<topic>/prompts/<topic>_vN.j2 template with blocks ``system`` and ``user``
     include/prompts/<topic>/schemas/*.json        output JSON Schemas (Draft 2020-12)
     include/prompts/<topic>/examples/*.jsonl      labelled examples
     include/prompts/_shared/*.j2                  partials and macros shared by every topic
+
+Labels (Langfuse/MLflow alias semantics): ``dev`` and ``prod`` are top-level keys, named labels a
+top-level mapping ``labels: {canary: v2, eu: v1}`` (names :data:`LABEL_PATTERN`, never ``dev``/``prod``);
+``load_topic(name, pointer=label)`` resolves any of them. They are moved by ``pipeline-hub promote``
+(:mod:`pipeline_hub.lifecycle.promotion`), never by a run.
 
 Templates render with ``StrictUndefined`` so a missing variable is an error, never an empty string.
 ``template_sha256`` covers the template and every partial it includes or imports, so any change to
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -33,6 +39,11 @@ from pipeline_hub.providers.routing import ProviderSpec, RoutingError
 
 class RegistryError(PromptError, ValueError):
     """A topic's metadata, template or schema is missing or malformed (message names the file)."""
+
+
+# A named label (``labels:`` in metadata.yaml): lowercase, starts with a letter, at most 40 characters.
+LABEL_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+RESERVED_LABELS = ("dev", "prod")  # top-level keys of metadata.yaml, never inside ``labels:``
 
 
 @dataclass(frozen=True)
@@ -98,10 +109,16 @@ class Topic:
     context: dict[str, dict[str, Any]]
     output: dict[str, Any]
     quality: dict[str, Any]
-    pointers: dict[str, str]
+    pointers: dict[str, str]  # every label -> version: dev, prod and the named labels
     prompt: PromptVersion
     metadata_path: Path
     provider: ProviderSpec = field(default_factory=ProviderSpec)
+    label: str | None = None  # the label this topic was resolved through; None when a version was given
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The named labels only (``labels:`` of metadata.yaml) -> version, without ``dev``/``prod``."""
+        return {k: v for k, v in self.pointers.items() if k not in RESERVED_LABELS}
 
     @property
     def version(self) -> str:
@@ -161,8 +178,9 @@ def list_topics(prompts_dir: Path | None = None) -> list[str]:
 def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod", version: str | None = None) -> Topic:
     """Load topic ``name`` and resolve ``version`` (or the ``pointer``, ``prod`` by default).
 
-    Raises :class:`RegistryError` naming ``metadata.yaml`` when the topic, pointer, version, template
-    or output schema cannot be found or parsed.
+    ``pointer`` is ``dev``, ``prod`` or a named label of the ``labels:`` mapping. Raises
+    :class:`RegistryError` naming ``metadata.yaml`` when the topic, pointer (message lists the known
+    labels), version, template or output schema cannot be found or parsed.
     """
     root = (prompts_dir or include_dir() / "prompts").resolve()
     meta_path = root / name / "metadata.yaml"
@@ -175,10 +193,15 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
     for key in ("source", "versions", "inputs"):
         if key not in meta:
             raise RegistryError(f"{meta_path}: missing key '{key}'")
-    pointers = {p: meta[p] for p in ("dev", "prod") if p in meta}
+    pointers = {p: str(meta[p]) for p in RESERVED_LABELS if meta.get(p) is not None}
+    named = meta.get("labels") or {}
+    if not isinstance(named, dict):
+        raise RegistryError(f"{meta_path}: 'labels' must be a mapping label -> version")
+    pointers |= {str(k): str(v) for k, v in named.items() if str(k) not in RESERVED_LABELS}
     chosen = version or pointers.get(pointer)
     if chosen is None:
-        raise RegistryError(f"{meta_path}: pointer '{pointer}' is not set")
+        known = ", ".join(pointers) or "none"
+        raise RegistryError(f"{meta_path}: label '{pointer}' is not set (known labels: {known})")
     if chosen not in meta["versions"]:
         raise RegistryError(f"{meta_path}: version '{chosen}' is not declared under 'versions'")
     spec = meta["versions"][chosen]
@@ -215,4 +238,5 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
         ),
         metadata_path=meta_path,
         provider=provider,
+        label=None if version else pointer,
     )

@@ -26,6 +26,7 @@ from pipeline_hub.stages.plan import (
     TopicPlan,
     batch_manifest,
     batch_manifest_path,
+    resolve_labels,
     safe_run_id,
 )
 from pipeline_hub.stages.pubindex import holds
@@ -65,13 +66,17 @@ def hash_and_plan(
     model: str,
     provider: str,
     budget_usd: float | None = None,
+    prompt_labels: dict[str, str] | None = None,
 ) -> RunPlan:
     """Hash every discovered object, compute batch hashes, write batch manifests and the run plan.
 
-    Topics whose ``ds`` partition already holds this run's identity (publication index,
-    :func:`pipeline_hub.stages.pubindex.holds`) are marked ``skipped_published``.
+    Each topic's prompt version is resolved through its label in ``prompt_labels`` (``prod`` when not
+    named; :func:`~pipeline_hub.stages.plan.resolve_labels` raises ``ConfigError`` first for an unknown
+    topic or label) and pinned with the label. Topics whose ``ds`` partition already holds this run's
+    identity (publication index, :func:`pipeline_hub.stages.pubindex.holds`) are marked ``skipped_published``.
     Returns the plan (also written to ``plan.staging + "/plan.json"``).
     """
+    labels = resolve_labels(settings, prompt_labels)
     staging = storage.join(settings.staging_root, safe_run_id(run_id))
     plan = RunPlan(
         run_id=run_id,
@@ -114,12 +119,14 @@ def hash_and_plan(
                 len(listing),
             )
     for name in topics:
-        topic = load_topic(name, settings.prompts_dir)
+        label = labels.get(name, "prod")
+        topic = load_topic(name, settings.prompts_dir, pointer=label)
         tp = TopicPlan(
             topic=name,
             source=topic.source,
             prompt_version=topic.version,
             template_sha256=topic.prompt.template_sha256,
+            prompt_label=label,
             batch_hash=plan.sources.get(topic.source, {}).get("batch_hash"),
             routes=resolve_routes(topic.provider, llm_conn_id, model),
         )
@@ -151,8 +158,9 @@ def run_hash(
     row_limit: int | None,
     llm_conn_id: str,
     budget_usd: float | None = None,
+    prompt_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Task ``hash``: hash objects, write the plan.
+    """Task ``hash``: hash objects, write the plan (prompt versions pinned through ``prompt_labels``).
 
     Returns ``{"plan_uri", "pending": [topic…], "skipped": {topic: status}, "no_input": {source:
     prefix URI}, "outcome"}``: ``no_input`` names every requested source with nothing to read (its
@@ -162,7 +170,7 @@ def run_hash(
     exits 3); the other sources run.
 
     Raises ``ConfigError`` (a ``ValueError``) when a budget cap is set but a model a pending topic may
-    call has no price in ``include/pricing.yaml``.
+    call has no price in ``include/pricing.yaml``, or ``prompt_labels`` names an unknown topic or label.
     """
     from pipeline_hub.providers.pricing import price_of
 
@@ -178,6 +186,7 @@ def run_hash(
         model=hook.model,
         provider=hook.provider,
         budget_usd=budget_usd,
+        prompt_labels=prompt_labels,
     )
     if budget_usd is not None:
         for t in plan.pending:

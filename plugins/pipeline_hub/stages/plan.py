@@ -8,8 +8,11 @@ row limit; :meth:`RunPlan.identity`): when the partition's publication index ent
 identity, the topic is skipped (:mod:`pipeline_hub.stages.hash`).
 
 The run plan (a JSON document in staging) pins the prompt versions resolved at the start of the run
-and the record limits (``settings.limits``) the chunk stage reads with. Object statuses (``read``,
-``skipped``, ``rejected``) are set by :mod:`pipeline_hub.stages.discover` and the chunk stage.
+(through ``prod``, or the label a run pins per topic: DAG param ``prompt_labels``, ``pipeline-hub run
+--label topic=label``, :func:`resolve_labels`; the label is recorded, not part of the identity: the same
+version is the same publication) and the record limits (``settings.limits``) the chunk stage reads
+with. Object statuses (``read``, ``skipped``, ``rejected``) are set by :mod:`pipeline_hub.stages.discover`
+and the chunk stage.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class TopicPlan:
     source: str
     prompt_version: str
     template_sha256: str
+    prompt_label: str = "prod"  # the label prompt_version was resolved through (not in the identity)
     batch_hash: str | None = None
     status: str = "pending"  # pending | skipped_published | no_input (reasons.NO_INPUT)
     published_manifest: str | None = None
@@ -167,6 +171,32 @@ def resolve_topics(settings: Settings, topics: list[str] | None, source: str | N
         if not chosen:
             raise ConfigError(f"no requested topic reads source '{source}'")
     return chosen
+
+
+def resolve_labels(settings: Settings, prompt_labels: dict[str, str] | None) -> dict[str, str]:
+    """The labels a run pins, ``{topic: label}`` (a topic not named uses ``prod``), checked at plan time.
+
+    A run may pin ``prod`` or a named label of the topic's ``labels:`` (each passed the promotion gate);
+    ``dev`` is refused (not gated). Raises ``ConfigError`` (one line naming ``prompt_labels``, the topic
+    and its known labels) for an unknown topic or label, before anything is read or any LLM is called.
+    """
+    if not prompt_labels:
+        return {}
+    if not isinstance(prompt_labels, dict):
+        raise ConfigError(f"prompt_labels must be an object topic -> label, got {type(prompt_labels).__name__}")
+    known = list_topics(settings.prompts_dir)
+    for name, label in prompt_labels.items():
+        if name not in known:
+            raise ConfigError(f"prompt_labels: unknown topic '{name}' (known topics: {', '.join(known)})")
+        topic = load_topic(name, settings.prompts_dir)
+        pinnable = ["prod", *topic.labels]
+        if label not in pinnable:
+            why = " (dev is not gated: promote the version to a named label)" if label == "dev" else ""
+            raise ConfigError(
+                f"prompt_labels: topic '{name}' has no label {label!r}{why}; known labels: {', '.join(pinnable)} "
+                f"({topic.metadata_path})"
+            )
+    return dict(prompt_labels)
 
 
 # Object statuses in the batch and publication manifests (``objects[].status``).

@@ -110,7 +110,7 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     same batch and the one that first paid for its answers.
 
     Returns the publish summary (``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``,
-    ``prompt_version``, ``model``, counts, ``usage``, ``answers_first_paid_in`` (the ``ds`` whose
+    ``prompt_version``, ``prompt_label``, ``model``, counts, ``usage``, ``answers_first_paid_in`` (the ``ds`` whose
     run first paid for these answers, or None), ``manifest`` URI, ``dataset`` = URI of the topic's
     sanitized partition root). Raises :class:`QualityGateFailed` after quarantining the topic
     when a blocking expectation of its GX suite failed, and :class:`ConservationError` (publishing
@@ -196,6 +196,7 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
             "name": topic.name,
             "version": topic.version,
             "template_sha256": topic.prompt.template_sha256,
+            "label": tp.prompt_label,  # the label the run resolved the version through (not in the identity)
         },
         "provider": plan.provider,
         "model": tp.model or plan.model,
@@ -225,6 +226,7 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         "batch_hash": tp.batch_hash,
         "run_id": plan.run_id,
         "prompt_version": topic.version,
+        "prompt_label": tp.prompt_label,
         "model": manifest["model"],
         **{k: counts[k] for k in ("in", "published")},
         "quarantined": counts["quarantined"],

@@ -147,6 +147,7 @@ def run_pipeline(
     chunk_size: int | None = None,
     run_id: str | None = None,
     budget_usd: float | None = None,
+    prompt_labels: dict[str, str] | None = None,
 ) -> RunResult:
     """Discover → hash → chunk → prompt → scrub → validate → publish for one ``ds``.
 
@@ -156,6 +157,8 @@ def run_pipeline(
     reported in ``failed``; other topics still publish. Sources with nothing to read are listed in
     ``no_input`` (the others run); ``outcome`` is ``no_input`` when no requested topic had input.
     ``budget_usd`` caps the run's LLM spend: records beyond it are quarantined as ``budget_exceeded``.
+    ``prompt_labels`` pins a label per topic (``{topic: label}``, others ``prod``; an unknown topic or
+    label is a ``ConfigError`` at plan time, before any LLM call).
     Topics in batch mode are called streaming here: provider batch jobs need the DAG's deferrable operator.
     Raises ``ConfigError`` before anything is read when a root names an Airflow connection that does not
     exist (:func:`pipeline_hub.storage.check_connection`).
@@ -176,7 +179,13 @@ def run_pipeline(
         )
         found = stages.run_discover(settings, ds, topics, source)
         planned = stages.run_hash(
-            settings, found, run_id=run_id, row_limit=row_limit, llm_conn_id=llm_conn_id, budget_usd=budget_usd
+            settings,
+            found,
+            run_id=run_id,
+            row_limit=row_limit,
+            llm_conn_id=llm_conn_id,
+            budget_usd=budget_usd,
+            prompt_labels=prompt_labels,
         )
         result.skipped = planned["skipped"]
         result.no_input = planned["no_input"]
