@@ -30,11 +30,17 @@ def published(stub, raw_zone, tmp_path, monkeypatch):
     return out, manifest
 
 
+ANALYST = "ana.lyst"
+
+
 @pytest.fixture
 def client():
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
     from pipeline_hub.orchestration.ui import api
 
     api.app.dependency_overrides[api.AUTH] = lambda: None  # Airflow's auth is tested in the browser test
+    api.app.dependency_overrides[api.get_user] = lambda: SimpleAuthManagerUser(username=ANALYST, role="viewer")
     try:
         yield TestClient(api.app)
     finally:
@@ -143,3 +149,86 @@ def test_the_dag_serializes_the_prompt_hub_link_of_the_publish_task():
     data = DagSerialization.to_dict(dag)
     tasks = {t["__var"]["task_id"]: t["__var"] for t in data["dag"]["tasks"]}
     assert tasks["publish"]["_operator_extra_links"] == {"Prompt Hub": "_link_PromptHubLink"}
+
+
+def _published_rows(out) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(out / "sanitized_data" / TOPIC / f"ds={DS}" / "part-00000.parquet").to_pylist()
+
+
+def test_versions_show_their_gate_scores(published, client, tmp_path, monkeypatch):
+    from pipeline_hub import storage
+    from pipeline_hub.lifecycle.scoring import score_paths
+
+    monkeypatch.setenv("PIPELINE_HUB_ARTIFACTS_URI", str(tmp_path / "artifacts"))
+    score = {
+        "version": "v1", "gate_metric": "macro_f1", "gate_value": 0.8125, "invalid": {"rate": 0.05},
+        "usage": {"cost_usd": 0.0123}, "model": "gemma-3-270m", "examples_sha256": "e" * 64,
+        "template_sha256": "t" * 64, "scored_at": "2026-12-01T10:00:00+00:00",
+    }  # fmt: skip
+    path = score_paths(str(tmp_path / "artifacts"), TOPIC, "v1")["json"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage.write_json(path, score)
+    html = client.get(f"/topics/{TOPIC}").text
+    row = re.search(r'<tr data-version="v1">(.*?)</tr>', html, re.S).group(1)
+    assert "macro_f1 0.812" in row and "5.0%" in row and "gemma-3-270m" in row
+    assert client.get(f"/api/topics/{TOPIC}").json()["registry"]["versions"][0]["score"]["value"] == 0.8125
+    # A truncated score file does not break the page; it says what to run.
+    path.write_text("{")
+    row = re.search(r'<tr data-version="v1">(.*?)</tr>', client.get(f"/topics/{TOPIC}").text, re.S).group(1)
+    assert "score file unreadable" in row and f"pipeline-hub score --topic {TOPIC} --version v1" in row
+
+
+def test_a_run_shows_its_drift_and_the_label_distribution_chart(published, client):
+    from pipeline_hub.analytics.drift_store import write_drift
+
+    out, _ = published
+    labels = [{"label": "Energy", "current": 3, "baseline": 10}, {"label": "Financials", "current": 7, "baseline": 2}]
+    write_drift(str(out), DS, {
+        "topic": TOPIC, "status": "drift", "psi_threshold": 0.2, "drifted": ["label"], "label_field": "sector",
+        "label_psi": 0.731, "label_chi2_p": 0.004, "labels": labels, "confidence_shift": -0.12,
+    })  # fmt: skip
+    html = client.get(f"/topics/{TOPIC}").text
+    cell = re.search(rf'<tr data-ds="{DS}">.*?<td class="drift">(.*?)</td>', html, re.S).group(1)
+    assert "drift" in cell and "label PSI 0.731" in cell and "p 0.004" in cell and "-0.120" in cell
+    assert "over 0.2: label" in cell
+    assert '<img id="labels-chart"' in html and '<img id="cost-chart"' in html
+    assert client.get(f"/api/topics/{TOPIC}").json()["runs"][0]["drift"]["labels"] == labels
+
+
+def test_the_feedback_form_records_the_authenticated_user_and_never_shows_the_note(published, client):
+    out, _ = published
+    record = _published_rows(out)[0]
+    right = "Energy" if record["sector"] != "Energy" else "Financials"
+    note = "wrong sector, ask jane.doe@example.com"
+    form = {"record_id": record["record_id"], "label": right.lower(), "note": note, "author": "mallory"}
+    answer = client.post(f"/topics/{TOPIC}/feedback", data=form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == f"/pipeline-hub/topics/{TOPIC}?feedback=recorded#feedback"
+    from pipeline_hub.prompts.feedback import read_feedback
+
+    (stored,) = read_feedback(str(out), TOPIC)
+    assert stored["author"] == ANALYST and stored["label"] == right and "jane.doe@example.com" not in stored["note"]
+    html = client.get(f"/topics/{TOPIC}?feedback=recorded").text  # the TestClient is not under the prefix
+    assert 'id="notice"' in html
+    by_version = re.search(r'<table id="feedback-by-version">(.*?)</table>', html, re.S).group(1)
+    assert 'class="num feedback-count">1<' in by_version and 'class="num corrections">1<' in by_version
+    latest = re.search(r'<table id="feedback-latest">(.*?)</table>', html, re.S).group(1)
+    assert ANALYST in latest and f'class="feedback-label">{right}<' in latest and "yes (not shown)" in latest
+    assert stored["note"] not in html and "jane.doe" not in html
+    assert client.get(f"/api/topics/{TOPIC}").json()["feedback"]["by_version"]["v1"]["corrections"] == 1
+
+
+def test_a_refused_feedback_shows_one_line_and_stores_nothing(published, client):
+    out, _ = published
+    record = _published_rows(out)[0]
+    bad_label = client.post(f"/topics/{TOPIC}/feedback", data={"record_id": record["record_id"], "label": "Bananas"})
+    assert bad_label.status_code == 400
+    error = re.search(r'<p id="feedback-error" class="bad">(.*?)</p>', bad_label.text, re.S).group(1)
+    assert "not a valid &#39;sector&#39;" in error and "\n" not in error
+    unknown = client.post(f"/topics/{TOPIC}/feedback", data={"record_id": "no-such-id-42", "label": "Energy"})
+    assert unknown.status_code == 400 and "no-such-id-42" not in unknown.text
+    assert "no published record with that record_id" in unknown.text
+    assert client.post("/topics/no_such_topic/feedback", data={"record_id": "x", "label": "y"}).status_code == 404
+    assert not (out / "feedback").exists()

@@ -5,8 +5,10 @@ builds a SQLite metadata DB in a temporary AIRFLOW_HOME; ``airflow api-server`` 
 user admin, so no login form) is started on a free port and stopped at the end. Chromium is the Debian
 ``chromium`` package driven by Playwright (never ``playwright install``): it opens the Airflow UI (in
 all-admins mode Airflow signs every request in), then Browse → Prompt Hub in the navigation (the plugin's external view,
-an iframe on the plugin's FastAPI app), and the topic's page. The page must show the manifest's numbers.
-The screenshot goes to the test's tmp dir and to ``.local/test-artifacts/prompt-hub.png``.
+an iframe on the plugin's FastAPI app), and the topic's page. The page must show the manifest's numbers
+and its charts (a drift row is written for the label-distribution chart); the feedback form is filled in
+and submitted, and the correction appears with the signed-in user (``Anonymous`` in all-admins mode) as
+author. The screenshot goes to the test's tmp dir and to ``.local/test-artifacts/prompt-hub.png``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_hub.analytics.drift_store import write_drift
+from pipeline_hub.prompts.feedback import read_feedback
 from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO
@@ -59,6 +63,34 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180)
     pytest.fail(f"api-server not answering {url} after {timeout}s: {log.read_text()[-3000:]}")
 
 
+def drift_row(out: Path) -> dict:
+    """A drift row of ``TOPIC`` for ``DS`` whose label counts are the partition's against a made-up baseline."""
+    import pyarrow.parquet as pq
+
+    part = out / "sanitized_data" / TOPIC / f"ds={DS}" / "part-00000.parquet"
+    sectors = pq.read_table(part, columns=["sector"]).column("sector").to_pylist()
+    counts = {s: sectors.count(s) for s in set(sectors)}
+    rows = sorted(counts.items(), key=lambda kv: str(kv[0]))
+    labels = [{"label": str(k), "current": n, "baseline": 2 * n + i} for i, (k, n) in enumerate(rows)]
+    return {"topic": TOPIC, "status": "ok", "psi_threshold": 0.2, "label_field": "sector", "label_psi": 0.05,
+            "labels": labels, "drifted": []}  # fmt: skip
+
+
+def write_score(artifacts: Path) -> None:
+    """A gate score of ``TOPIC`` v1 under ``artifacts`` (the fields the view reads), as ``pipeline-hub score`` does."""
+    from pipeline_hub import storage
+    from pipeline_hub.lifecycle.scoring import score_paths
+
+    score = {
+        "version": "v1", "gate_metric": "macro_f1", "gate_value": 0.8125, "invalid": {"rate": 0.0},
+        "usage": {"cost_usd": 0.0}, "model": "stub-model", "examples_sha256": "0" * 64,
+        "template_sha256": "0" * 64, "scored_at": "2026-12-01T10:00:00+00:00",
+    }  # fmt: skip
+    path = score_paths(str(artifacts), TOPIC, "v1")["json"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage.write_json(path, score)
+
+
 @pytest.fixture
 def api_server(stub, raw_zone, tmp_path):
     """``(base_url, manifest)``: an api-server serving a sanitized root with ``TOPIC`` published for ``DS``."""
@@ -67,6 +99,8 @@ def api_server(stub, raw_zone, tmp_path):
     out = tmp_path / "out"
     assert not run_pipeline(raw_root=str(raw_zone), output_root=str(out), ds=DS, topics=[TOPIC]).failed
     manifest = json.loads((out / "sanitized_data" / TOPIC / f"ds={DS}" / "_manifest.json").read_text())
+    write_drift(str(out), DS, drift_row(out))
+    write_score(tmp_path / "artifacts")
     home = tmp_path / "airflow"
     port = find_free_port("127.0.0.1")
     env = {
@@ -84,6 +118,7 @@ def api_server(stub, raw_zone, tmp_path):
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
         "AIRFLOW__OPENLINEAGE__DISABLED": "True",
         "PIPELINE_HUB_SANITIZED_URI": str(out),
+        "PIPELINE_HUB_ARTIFACTS_URI": str(tmp_path / "artifacts"),
     }
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     log = tmp_path / "api-server.log"
@@ -98,7 +133,7 @@ def api_server(stub, raw_zone, tmp_path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/api/v2/version", proc, log)
-        yield base, manifest, log
+        yield base, manifest, out
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -110,13 +145,16 @@ def api_server(stub, raw_zone, tmp_path):
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser: {CHROMIUM} missing (apt-get install chromium)")
 def test_prompt_hub_page_in_chromium_shows_the_run(api_server, tmp_path):
+    import pyarrow.parquet as pq
     from playwright.sync_api import expect, sync_playwright
 
-    base, manifest, log = api_server
+    base, manifest, out = api_server
+    record = pq.read_table(out / "sanitized_data" / TOPIC / f"ds={DS}" / "part-00000.parquet").to_pylist()[0]
+    right = "Energy" if record["sector"] != "Energy" else "Financials"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
             # The Airflow UI signs the browser in (SimpleAuthManager, all admins): the JWT cookie is set.
             page.goto(f"{base}/", wait_until="networkidle")
             # The plugin's app is behind Airflow's auth: a forged token is refused (in all-admins mode Airflow
@@ -144,11 +182,24 @@ def test_prompt_hub_page_in_chromium_shows_the_run(api_server, tmp_path):
             expect(row.locator(".published")).to_have_text(str(manifest["counts"]["published"]), timeout=60_000)
             expect(row.locator(".records-in")).to_have_text(str(manifest["counts"]["in"]))
             expect(row.locator(".llm-calls")).to_have_text(str(manifest["usage"]["llm_calls"]))
-            expect(frame.locator("#counts-chart")).to_be_visible()
+            expect(frame.locator('#versions tr[data-version="v1"] .score')).to_have_text("macro_f1 0.812")
+            for chart in ("#counts-chart", "#cost-chart", "#labels-chart"):
+                expect(frame.locator(chart)).to_be_visible()
+            # An analyst's correction through the form: stored with the signed-in user, shown without its note.
+            form = frame.locator("#feedback-form")
+            form.locator('input[name="record_id"]').fill(record["record_id"])
+            form.locator('input[name="label"]').fill(right)
+            form.locator('input[name="note"]').fill("see the annual report")
+            form.get_by_role("button", name="Record feedback").click()
+            expect(frame.locator("#notice")).to_have_text("Feedback recorded.", timeout=60_000)
+            expect(frame.locator("#feedback-latest .feedback-label")).to_have_text(right)
+            frame.locator("h1").scroll_into_view_if_needed()  # the screenshot shows the page from its top
             shot = tmp_path / "prompt-hub.png"
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+    (stored,) = read_feedback(str(out), TOPIC)
+    assert stored["author"] == "Anonymous" and stored["label"] == right and stored["record_id"] == record["record_id"]
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACT)

@@ -1,8 +1,8 @@
 """``pipeline-hub feedback add|list``: analysts' corrections of published answers (issue 14, item 6).
 
-Storage and checks are :mod:`pipeline_hub.prompts.feedback`; the note is scrubbed here with the
-pipeline's Presidio configuration (:meth:`pipeline_hub.pii.scrubber.Scrubber.scrub_text`) before it is
-stored. Errors (unknown record, invalid label) are one line and exit 2.
+Storage and checks are :mod:`pipeline_hub.prompts.feedback`; the note is scrubbed with the
+pipeline's Presidio configuration (:func:`pipeline_hub.governance.feedback_notes.note_scrubber`, shared
+with the Prompt Hub form) before it is stored. Errors (unknown record, invalid label) are one line and exit 2.
 """
 
 from __future__ import annotations
@@ -49,29 +49,12 @@ def add(
     A note naming a data subject erased earlier (their pseudonym after scrubbing) is refused, as the
     publish stage keeps erased subjects out of new partitions.
     """
-    import re
-
-    from pipeline_hub.governance.register import erased_pseudonyms, pseudonym_pattern
-    from pipeline_hub.pii.scrubber import Scrubber
-    from pipeline_hub.prompts.feedback import FeedbackError, add_feedback
+    from pipeline_hub.governance.feedback_notes import note_scrubber
+    from pipeline_hub.prompts.feedback import add_feedback
 
     root = _root(output)
-    scrubber: Scrubber | None = None
-
-    def scrub(text: str) -> str:
-        nonlocal scrubber
-        scrubber = scrubber or Scrubber()
-        scrubbed = scrubber.scrub_text(text)
-        erased = erased_pseudonyms(root)
-        if erased and re.search(pseudonym_pattern(erased), scrubbed):
-            raise FeedbackError("the note names a data subject erased earlier (see _audit/erasure/); leave them out")
-        return scrubbed
-
-    try:
+    with note_scrubber(root) as scrub:
         row = add_feedback(root, topic, record_id, label, scrub=scrub, note=note, ds=ds, author=author)
-    finally:
-        if scrubber is not None:
-            scrubber.close()
     typer.echo(json.dumps(row, indent=2, default=str))
 
 

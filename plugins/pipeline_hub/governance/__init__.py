@@ -1,5 +1,6 @@
 """Governance of the published data: GDPR erasure (``erasure``; of analysts' feedback: ``feedback_erasure``),
-its audit log and register of erased subjects (``register``), and raw-zone retention (``retention``).
+its audit log and register of erased subjects (``register``), the scrubber of feedback notes
+(``feedback_notes``), and raw-zone retention (``retention``).
 
 Imports: base modules, ``pii``, ``quality``, ``providers.cache``, ``prompts.feedback`` and ``stages.parquet``
 (erasure rewrites published partitions and feedback); ``register`` imports only base modules, ``quality``

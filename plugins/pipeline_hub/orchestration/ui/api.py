@@ -7,31 +7,40 @@ runs): the request carries the UI's JWT cookie (the page is shown in the UI's if
 
 Routes (HTML unless said):
 
-- ``/`` every topic: labels, latest run's counts, a chart of the last runs;
-- ``/topics/{topic}`` versions and labels, changelog, audit, the last ``runs`` runs (default 10);
-- ``/topics/{topic}/counts.png`` the chart alone (PNG);
+- ``/`` every topic: labels, latest run's counts;
+- ``/topics/{topic}`` versions with labels and gate scores, changelog, audit, the last ``runs`` runs
+  (default 10) with drift, charts (counts and cost/tokens over time, label distribution against the drift
+  baseline), feedback per prompt version and the latest corrections, and the feedback form;
+- ``POST /topics/{topic}/feedback`` the form's target (fields ``record_id``, ``label``, optional ``ds`` and
+  ``note``): stores the correction with the authenticated Airflow user as author
+  (:func:`pipeline_hub.prompts.feedback.add_feedback`, note scrubbed by
+  :func:`pipeline_hub.governance.feedback_notes.note_scrubber`), then redirects (303) to the topic page; a
+  refused correction renders the page again with the one-line reason (400);
+- ``/topics/{topic}/counts.png`` the counts chart alone (PNG);
 - ``/topics/{topic}/ds/{ds}/data-docs/{path}`` the GX Data Docs site of that partition;
-- ``/api/topics/{topic}`` the same data as the topic page as JSON.
+- ``/api/topics/{topic}`` the same data as the topic page as JSON (without the charts).
 
-Nothing shown is record text: counts, versions, labels, identifiers and timestamps.
+Nothing shown is record text: counts, versions, labels of the output schema, published record ids,
+identifiers and timestamps. Feedback needs the same read access as the pages (analysts give it); the
+author is the user the auth manager resolves from the request, never a form field.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import mimetypes
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import requires_access_dag
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from pipeline_hub.orchestration.links import HUB_PREFIX
-from pipeline_hub.orchestration.ui import data
+from pipeline_hub.orchestration.ui import charts, data
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 AUTH = requires_access_dag(method="GET", access_entity=DagAccessEntity.RUN)
@@ -48,36 +57,37 @@ def _topic(topic: str) -> str:
     return topic
 
 
-def counts_png(rows: list[dict[str, Any]]) -> bytes:
-    """A PNG bar chart of published and quarantined records per ``ds`` (oldest left) of :func:`data.runs` rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    rows = list(reversed(rows))
-    fig = Figure(figsize=(6, 2.4), dpi=100)
-    ax = fig.add_subplot()
-    xs = range(len(rows))
-    published = [r["published"] or 0 for r in rows]
-    ax.bar(xs, published, width=0.6, color="#2e8b57", label="published")
-    quarantined = [r["quarantined_total"] or 0 for r in rows]
-    ax.bar(xs, quarantined, width=0.6, bottom=published, color="#d9534f", label="quarantined")
-    ax.set_xlim(-0.75, max(len(rows), 6) - 0.25)  # a few runs stay narrow bars at the left
-    ax.set_xticks(list(xs), [r["ds"] for r in rows], rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("records")
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode()
 
 
 def topic_view(topic: str, limit: int) -> dict[str, Any]:
-    """Everything the topic page shows: ``{"topic", "registry", "runs", "chart"}`` (chart: base64 PNG or None)."""
-    runs = data.runs(data.sanitized_root(), topic, limit)
-    chart = base64.b64encode(counts_png(runs)).decode() if runs else None
-    return {"topic": topic, "registry": data.registry(topic), "runs": runs, "chart": chart}
+    """Everything the topic page shows: ``{"topic", "registry", "runs", "feedback", "charts"}``.
+
+    ``charts`` maps ``counts``, ``cost`` and ``labels`` to a base64 PNG (:mod:`charts`); a chart without
+    data is absent (no runs; no drift row with labels among the shown runs).
+    """
+    root = data.sanitized_root()
+    runs = data.runs(root, topic, limit)
+    shown: dict[str, str] = {}
+    if runs:
+        shown = {"counts": _b64(charts.counts_png(runs)), "cost": _b64(charts.cost_png(runs))}
+        latest = next((r["drift"] for r in runs if r["drift"] and r["drift"].get("labels")), None)
+        if latest:
+            shown["labels"] = _b64(charts.labels_png(latest))
+    return {
+        "topic": topic,
+        "registry": data.registry(topic),
+        "runs": runs,
+        "feedback": data.feedback(root, topic),
+        "charts": shown,
+    }
+
+
+def _page(request: Request, topic: str, runs: int, status_code: int = 200, **extra: Any) -> HTMLResponse:
+    view = topic_view(topic, runs)
+    context = {**view, "prefix": HUB_PREFIX, **extra}
+    return TEMPLATES.TemplateResponse(request, "topic.html", context, status_code=status_code)
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -89,17 +99,57 @@ def index(request: Request) -> HTMLResponse:
 
 
 @app.get("/topics/{topic}", response_class=HTMLResponse)
-def topic_page(request: Request, topic: str, runs: int = Query(10, ge=1, le=200)) -> HTMLResponse:
-    """One topic: versions, labels, changelog, audit and its last ``runs`` runs."""
-    view = topic_view(_topic(topic), runs)
-    return TEMPLATES.TemplateResponse(request, "topic.html", {**view, "prefix": HUB_PREFIX})
+def topic_page(
+    request: Request, topic: str, runs: int = Query(10, ge=1, le=200), feedback: str | None = None
+) -> HTMLResponse:
+    """One topic: versions, labels, scores, changelog, audit, its last ``runs`` runs, drift and feedback.
+
+    ``feedback=recorded`` (the form's redirect) shows that the correction was stored.
+    """
+    return _page(request, _topic(topic), runs, notice="Feedback recorded." if feedback == "recorded" else None)
+
+
+@app.post("/topics/{topic}/feedback", response_class=HTMLResponse)
+def feedback_form(
+    request: Request,
+    topic: str,
+    user: Annotated[BaseUser, Depends(get_user)],
+    record_id: Annotated[str, Form(max_length=200)],
+    label: Annotated[str, Form(max_length=200)],
+    ds: Annotated[str, Form(max_length=10)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Store an analyst's correction (module docstring); 303 to the topic page, or the page with the reason (400).
+
+    The reason is the one line of :class:`~pipeline_hub.prompts.feedback.FeedbackError` (unknown record,
+    invalid label, malformed ``ds``, a note naming an erased subject): it never echoes the record id or note.
+    """
+    from pipeline_hub.governance.feedback_notes import note_scrubber
+    from pipeline_hub.prompts.feedback import FeedbackError, add_feedback
+
+    root = data.sanitized_root()
+    try:
+        with note_scrubber(root) as scrub:
+            add_feedback(
+                root,
+                _topic(topic),
+                record_id.strip(),
+                label,
+                scrub=scrub,
+                note=note or None,
+                ds=ds.strip() or None,
+                author=user.get_name(),
+            )
+    except FeedbackError as exc:
+        return _page(request, topic, 10, status_code=400, feedback_error=str(exc))
+    return RedirectResponse(f"{HUB_PREFIX}/topics/{topic}?feedback=recorded#feedback", status_code=303)
 
 
 @app.get("/api/topics/{topic}")
 def topic_json(topic: str, runs: int = Query(10, ge=1, le=200)) -> JSONResponse:
-    """The topic page's data as JSON (without the chart)."""
+    """The topic page's data as JSON (without the charts)."""
     view = topic_view(_topic(topic), runs)
-    view.pop("chart")
+    view.pop("charts")
     return JSONResponse(view)
 
 
@@ -109,7 +159,7 @@ def topic_chart(topic: str, runs: int = Query(10, ge=1, le=200)) -> Response:
     rows = data.runs(data.sanitized_root(), _topic(topic), runs)
     if not rows:
         raise HTTPException(status_code=404, detail=f"{topic} has no runs")
-    return Response(counts_png(rows), media_type="image/png")
+    return Response(charts.counts_png(rows), media_type="image/png")
 
 
 @app.get("/topics/{topic}/ds/{ds}/data-docs/{path:path}")

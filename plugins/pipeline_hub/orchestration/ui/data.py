@@ -11,9 +11,15 @@ Sources, per topic:
   (:func:`pipeline_hub.analytics.query.connect`): one row per publication (counts, LLM calls, cache hit
   rate, tokens, cost, p50/p95 latency, budget);
 - the publication manifests ``sanitized_data/<topic>/ds=<ds>/_manifest.json`` (or ``quarantine/…``):
-  status, quarantine reasons, the GX result and its Data Docs, PII counts per entity.
+  status, quarantine reasons, the GX result and its Data Docs, PII counts per entity;
+- the gate scores under the artifacts root (:func:`pipeline_hub.lifecycle.scoring.read_score`, summarised as
+  the audit log keeps them by :func:`pipeline_hub.lifecycle.promotion.score_summary`);
+- ``metrics/drift/ds=<ds>/<topic>.parquet`` (:func:`pipeline_hub.analytics.drift_store.read_drift`);
+- ``feedback/<topic>/`` (:func:`pipeline_hub.prompts.feedback.read_feedback`): agreement per prompt version
+  and the latest corrections, without their notes.
 
-Only counts, names, versions, identifiers and timestamps are returned: no field of a record.
+Only counts, names, labels of the output schema, versions, identifiers (the published, scrubbed
+``record_id``) and timestamps are returned: no free-text field of a record, no feedback note.
 """
 
 from __future__ import annotations
@@ -48,8 +54,9 @@ def topics() -> list[str]:
 
 def registry(topic: str) -> dict[str, Any]:
     """Versions and labels of ``topic``: ``{"description", "owner", "versions": [{"version", "created",
-    "changelog", "labels"}], "labels": {label: version}, "changelog_md", "audit": [entries]}``.
+    "changelog", "labels", "score"}], "labels": {label: version}, "changelog_md", "audit": [entries]}``.
 
+    ``score`` is :func:`score` of the version (its gate score, or None when it was never scored).
     ``labels`` holds ``dev``, ``prod`` and the named labels of a ``labels:`` mapping; ``changelog_md`` is the
     text of ``CHANGELOG.md`` ("" when absent); ``audit`` the topic's audit entries, newest first.
     Raises ``FileNotFoundError`` for an unknown topic.
@@ -71,6 +78,8 @@ def registry(topic: str) -> dict[str, Any]:
                 "labels": sorted(label for label, v in labels.items() if v == str(name)),
             }
         )
+    for v in versions:
+        v["score"] = score(topic, v["version"])
     changelog = prompts / topic / "CHANGELOG.md"
     audit = [
         {k: e.get(k) for k in ("at", "actor", "action", "from", "to", "label", "scores")}
@@ -84,6 +93,62 @@ def registry(topic: str) -> dict[str, Any]:
         "changelog_md": changelog.read_text() if changelog.exists() else "",
         "audit": audit,
     }
+
+
+def score(topic: str, version: str) -> dict[str, Any] | None:
+    """The gate score of ``topic`` ``version``: ``{"metric", "value", "invalid_rate", "cost_usd", "model",
+    "scored_at"}`` (``value`` and ``invalid_rate`` shares in [0, 1], cost in USD), or None when the version
+    was never scored or its score file cannot be read (then ``{"error": "unreadable"}``)."""
+    from pipeline_hub.lifecycle.promotion import score_summary
+    from pipeline_hub.lifecycle.scoring import read_score
+
+    try:
+        summary = score_summary(read_score(topic, version))
+    except (OSError, ValueError, KeyError, TypeError):  # a truncated or hand-edited score file
+        return {"error": "unreadable"}
+    keep = ("metric", "value", "invalid_rate", "cost_usd", "model", "scored_at")
+    return None if summary is None else {k: summary.get(k) for k in keep}
+
+
+def drift(root: str, topic: str, ds: str) -> dict[str, Any] | None:
+    """The stored drift row of ``topic`` and ``ds`` (``metrics/drift/``), or None when none was computed.
+
+    Keys: ``status`` (``ok``/``drift``/``no_baseline``), ``drifted`` (figures over the threshold),
+    ``psi_threshold``, ``label_field``, ``label_psi``, ``label_chi2_p``, ``labels`` (``[{"label",
+    "current", "baseline"}]`` counts), ``confidence_shift``, ``invalid_output_rate_shift``,
+    ``input_length_shift``, ``baseline_ds``, ``ds``. An unreadable object gives ``{"status": "unreadable"}``.
+    """
+    from pipeline_hub.analytics.drift_store import read_drift
+
+    try:
+        row = read_drift(root, topic, ds)
+    except (OSError, ValueError) as exc:  # a truncated object: the page still renders
+        return {"status": "unreadable", "error": type(exc).__name__, "ds": ds}
+    if row is None:
+        return None
+    keep = (
+        "status", "drifted", "psi_threshold", "label_field", "label_psi", "label_chi2_p", "labels",
+        "confidence_shift", "invalid_output_rate_shift", "input_length_shift", "baseline_ds", "ds",
+    )  # fmt: skip
+    return {k: row.get(k) for k in keep}
+
+
+FEEDBACK_COLUMNS = ("created_at", "author", "ds", "record_id", "prompt_version", "model", "published_label", "label")
+"""Columns of a feedback row the view shows: never ``note`` (free text, though scrubbed)."""
+
+
+def feedback(root: str, topic: str, latest: int = 10) -> dict[str, Any]:
+    """Analysts' feedback on ``topic``: ``{"total", "by_version": {version: agreement}, "latest": [rows]}``.
+
+    ``by_version`` is :func:`pipeline_hub.prompts.feedback.agreement` (feedback, agreed, corrections,
+    agreement_rate in [0, 1], models); ``latest`` the newest ``latest`` rows, newest first, with
+    :data:`FEEDBACK_COLUMNS` and ``has_note`` (bool) only.
+    """
+    from pipeline_hub.prompts.feedback import agreement, read_feedback
+
+    rows = read_feedback(root, topic)
+    shown = [{**{k: r.get(k) for k in FEEDBACK_COLUMNS}, "has_note": bool(r.get("note"))} for r in rows[::-1]]
+    return {"total": len(rows), "by_version": agreement(rows), "latest": shown[:latest]}
 
 
 def manifest(root: str, topic: str, ds: str) -> dict[str, Any] | None:
@@ -140,7 +205,8 @@ def runs(root: str, topic: str, limit: int = 10) -> list[dict[str, Any]]:
 
     Each is a :func:`usage_rows` row plus from the manifest: ``status`` (``published``/``quarantined``),
     ``reasons`` ``{reason: count}``, ``quarantined_total``, ``quality`` (GX success, suite, failed
-    expectations with counts only, whether Data Docs exist) and ``pii`` ``{entity: count}``.
+    expectations with counts only, whether Data Docs exist), ``pii`` ``{entity: count}``, ``tokens``
+    (prompt + completion) and ``drift`` (:func:`drift`, or None).
     """
     out, seen = [], set()
     for row in usage_rows(root, topic, limit * 4):
@@ -156,6 +222,7 @@ def runs(root: str, topic: str, limit: int = 10) -> list[dict[str, Any]]:
             "quality": _quality(m) if m else None,
             "pii": dict(sorted((m.get("pii_found") or {}).items())),
             "tokens": (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0),
+            "drift": drift(root, topic, row["ds"]),
         }
         out.append(row)
         if len(out) == limit:
