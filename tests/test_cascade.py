@@ -170,6 +170,14 @@ def test_degenerate_samples_send_everything_to_the_oracle_with_a_reason(scores, 
     assert all(decide(x, cal) == "oracle" for x in (0.0, 0.5, 1.0))
 
 
+def test_a_positive_scored_0_at_the_recall_bound_is_not_mistaken_for_no_bound():
+    s, y = draw(np.random.default_rng(5), 2000, 0.3, 5.0, 1.0)
+    positives = np.flatnonzero(y)
+    s[positives[: len(positives) // 10]] = 0.0  # a tenth of the positives at exactly 0: the bound lands there
+    cal = calibrate(s, y, **TARGET)
+    assert cal.lower == 0.0 and cal.recall_bound < 1.0 and cal.reason is None
+
+
 def test_targets_of_1_cannot_be_certified_and_send_everything_to_the_oracle():
     s, y = draw(np.random.default_rng(3), 2000, 0.5, 5.0, 1.0)
     cal = calibrate(s, y, precision=1.0, recall=1.0, delta=0.05)

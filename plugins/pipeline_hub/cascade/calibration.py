@@ -93,7 +93,8 @@ def calibrate(
     ``scores``, ``labels``: shape ``(n,)`` (see the module docstring for the method and its sources);
     ``grid``: candidate upper thresholds in [0, 1], fixed before the sample is seen. Raises
     :class:`~pipeline_hub.exceptions.InputError` when the arrays differ in shape, a score is not a finite
-    number in [0, 1], a label is not 0/1, or a target is out of range. Degenerate samples do not raise.
+    number in [0, 1], a label is not 0/1, a target is out of range or ``grid`` is empty. Degenerate
+    samples do not raise.
     """
     s, y = _checked(scores, labels, precision, recall, delta)
     n, m = len(s), int(y.sum())
@@ -103,12 +104,15 @@ def calibrate(
         return _result(s, y, NEVER_ACCEPT, 0.0, 1.0, 1.0, f"{why}: every record goes to the oracle")
     reasons = []
     lower, recall_bound = _lower_for_recall(np.sort(s[y]), recall, alpha)
-    if lower == 0.0:
+    if lower is None:
+        lower = 0.0
         reasons.append(
             f"{m} labelled positives are too few to bound recall >= {recall} at delta/2 = {alpha:g}:"
             " nothing is rejected"
         )
-    candidates = np.asarray(grid, dtype=float)
+    candidates = np.asarray(grid, dtype=float).reshape(-1)
+    if candidates.size == 0:
+        raise InputError("cascade calibration: the grid of upper thresholds is empty")
     upper, precision_bound = _upper_for_precision(s, y, precision, alpha / len(candidates), candidates, lower)
     if upper > 1.0:
         reasons.append(
@@ -135,13 +139,13 @@ def cascade_outcome(scores: ArrayLike, labels: ArrayLike, upper: float, lower: f
     )
 
 
-def _lower_for_recall(positives: NDArray[np.float64], recall: float, alpha: float) -> tuple[float, float]:
-    """``(lower, recall lower bound)`` from the sorted positive scores; ``(0.0, 1.0)`` when none certifies."""
+def _lower_for_recall(positives: NDArray[np.float64], recall: float, alpha: float) -> tuple[float | None, float]:
+    """``(lower, recall lower bound)`` from the sorted positive scores; ``(None, 1.0)`` when none certifies."""
     m = len(positives)
     ks = np.arange(1, m + 1)
     ok = stats.binom.cdf(ks - 1, m, 1.0 - recall) <= alpha
     if not ok.any():
-        return 0.0, 1.0
+        return None, 1.0
     k = int(ks[ok].max())
     return float(positives[k - 1]), float(1.0 - stats.beta.ppf(1.0 - alpha, k, m - k + 1))
 
