@@ -108,3 +108,16 @@ def add_version(prompts_dir: Path, topic: str, version: str = "v2", *, dev: bool
     if dev:
         text = text.replace("\ndev: v1\n", f"\ndev: {version}\n", 1)
     meta_path.write_text(text)
+
+
+def hub(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``pipeline-hub ARGS`` through :func:`pipeline_hub.cli.main`: (exit code, stdout, stderr)."""
+    from pipeline_hub import cli
+
+    code = 0
+    try:
+        cli.main(list(args))
+    except SystemExit as exc:
+        code = exc.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

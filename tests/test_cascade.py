@@ -331,7 +331,7 @@ def test_the_oracle_routes_are_the_routing_routes():
 
 def schema_errors(block):
     meta = yaml.safe_load((include_dir() / "prompts" / TOPIC / "metadata.yaml").read_text())
-    meta["cascade"] = block
+    meta["versions"]["v1"]["cascade"] = block  # a version's cascade
     schema = yaml.safe_load((include_dir() / "prompts" / "metadata.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     return [list(e.absolute_path) for e in validator.iter_errors(jsonable(meta))]
@@ -354,12 +354,19 @@ def prompts(tmp_path, monkeypatch):
     return tmp_path / "prompts"
 
 
+def with_version_cascade(text: str, block) -> str:
+    """``metadata.yaml`` text with ``block`` as v1's cascade."""
+    meta = yaml.safe_load(text)
+    meta["versions"]["v1"]["cascade"] = block
+    return yaml.safe_dump(jsonable(meta), sort_keys=False)
+
+
 def test_validate_accepts_a_cascade_block_and_locates_a_bad_one(prompts):
     meta = prompts / TOPIC / "metadata.yaml"
     original = meta.read_text()
-    meta.write_text(original + yaml.safe_dump({"cascade": VALID}, sort_keys=False))
+    meta.write_text(with_version_cascade(original, VALID))
     assert validate_registry("prompts", topics=[TOPIC]) == []
-    meta.write_text(original + yaml.safe_dump({"cascade": with_change("oracle", "secondary")}, sort_keys=False))
+    meta.write_text(with_version_cascade(original, with_change("oracle", "secondary")))
     problems = [str(p) for p in validate_registry("prompts", topics=[TOPIC])]
     assert len(problems) == 1 and "cascade.oracle" in problems[0], problems
 

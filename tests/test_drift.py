@@ -48,6 +48,7 @@ def publish(root, ds, sectors: dict[str, int], *, confidence=0.9, invalid=0, nam
             "prompt_version": "v1",
             "template_sha256": "t" * 64,
             "model": "stub-model",
+            "route": "oracle",
             "run_id": f"run-{ds}",
             "name": name,
             "headquarters": "Austin, Texas",

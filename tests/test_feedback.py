@@ -10,7 +10,6 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline_hub import cli
 from pipeline_hub.governance import erasure
 from pipeline_hub.pii.pseudonym import load_key, pseudonymize
 from pipeline_hub.pii.scrubber import Scrubber
@@ -18,6 +17,7 @@ from pipeline_hub.prompts import feedback
 from pipeline_hub.stages.runner import run_pipeline
 
 from conftest import DS, REPO, llm_conn
+from lifecycle_helpers import hub
 
 TOPICS = ["industry_classification", "company_matching"]
 EMAIL = "jane.roe@example.com"
@@ -57,17 +57,6 @@ def rows(out, topic="industry_classification") -> list[dict]:
 
 def other_sector(sector: str) -> str:
     return "Energy" if sector != "Energy" else "Utilities"
-
-
-def hub(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``pipeline-hub ARGS`` through :func:`cli.main`: (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        cli.main(list(args))
-    except SystemExit as exc:
-        code = exc.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_add_stores_one_row_with_lineage_a_scrubbed_note_and_list_shows_it(out, capsys):

@@ -20,10 +20,10 @@ LAYERS: list[set[str]] = [
     {"exceptions", "reasons"},
     {"config"},
     {"hashing", "storage", "readers"},
+    # Model cascades (issue 15): only base modules, numpy/scipy/rapidfuzz; the registry parses a version's.
+    {"cascade"},
     {"providers"},
     {"prompts"},
-    # Model cascades (issue 15): only base modules, numpy/scipy/rapidfuzz; stages will read it.
-    {"cascade"},
     {"quality"},
     {"pii"},
     {"governance.register"},

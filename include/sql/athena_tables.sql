@@ -14,6 +14,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS {database}.company_matching (
   `prompt_version` string,
   `template_sha256` string,
   `model` string,
+  `route` string,
   `run_id` string,
   `name` string,
   `match_id` string,
@@ -42,6 +43,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS {database}.contact_extraction (
   `prompt_version` string,
   `template_sha256` string,
   `model` string,
+  `route` string,
   `run_id` string,
   `contacts` array<struct<name:string,title:string,organisation:string,email:string,phone:string>>
 )
@@ -68,6 +70,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS {database}.industry_classification (
   `prompt_version` string,
   `template_sha256` string,
   `model` string,
+  `route` string,
   `run_id` string,
   `name` string,
   `headquarters` string,
@@ -97,6 +100,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS {database}.use_case_extraction (
   `prompt_version` string,
   `template_sha256` string,
   `model` string,
+  `route` string,
   `run_id` string,
   `agency` string,
   `summary` string,

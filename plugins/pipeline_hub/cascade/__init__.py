@@ -8,12 +8,14 @@ goes to the oracle. The two thresholds are learned on a labelled sample so that,
 least ``1 - delta``, the cascade keeps the topic's target precision and recall.
 
 Imports: base modules only (:mod:`pipeline_hub.exceptions`), numpy, scipy and rapidfuzz; nothing from
-``providers``, ``prompts`` or above. Not wired into stages, the CLI or DAGs yet.
+``providers``, ``prompts`` or above (the registry parses a version's block with :mod:`spec`). Used by
+:mod:`pipeline_hub.stages.cascade` (proxy answers in the prompt stage) and
+:mod:`pipeline_hub.lifecycle.calibration` (``pipeline-hub calibrate``).
 
 Modules: :mod:`~pipeline_hub.cascade.spec` (the ``cascade:`` block of a topic's ``metadata.yaml``),
 :mod:`~pipeline_hub.cascade.calibration` (learning the thresholds) and
 :mod:`~pipeline_hub.cascade.proxy` (the decision rule and the RapidFuzz / ``none`` proxies).
 
-Note for the wiring slice: calibrated thresholds change what a topic publishes, so they should count in
-the topic's version identity (run plan, lineage); that is not done here.
+A cascade lives in a topic version (``versions.<v>.cascade``), and its block's SHA-256 is part of a
+publication's identity (:attr:`pipeline_hub.prompts.registry.PromptVersion.cascade_sha256`).
 """

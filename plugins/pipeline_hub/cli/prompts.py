@@ -90,6 +90,27 @@ LabelOption = Annotated[
 ByOption = Annotated[str | None, typer.Option(help="who acts (default: PIPELINE_HUB_ACTOR or the login name)")]
 
 
+@app.command()
+def calibrate(
+    topic: Annotated[str, typer.Option(help="topic whose cascade to calibrate")],
+    version: Annotated[
+        str | None, typer.Option(help="version with the cascade block (default: the dev pointer)")
+    ] = None,
+    sample: Annotated[
+        Path | None,
+        typer.Option(help="labelled JSONL {id, input, expected} (default: the topic's examples/*.jsonl)"),
+    ] = None,
+) -> None:
+    """Learn the cascade thresholds (LOTUS) on a labelled sample; write them as a new version, move dev to it.
+
+    prod and the named labels stay: score and promote the new version like a prompt change. Prints what
+    was learned as JSON; a version without a cascade block exits 2 naming the file.
+    """
+    from pipeline_hub.lifecycle.calibration import calibrate_topic
+
+    typer.echo(json.dumps(calibrate_topic(topic, version, sample), indent=2, default=str))
+
+
 def _print_or_exit(action, *args, **kwargs) -> None:
     """Run a promotion ``action``; print its audit entry as JSON, or one line and exit 1 (gate) / 2."""
     from pipeline_hub.lifecycle.promotion import GateRefused, PromotionError

@@ -32,6 +32,7 @@ import jinja2
 import jinja2.meta
 import yaml
 
+from pipeline_hub.cascade.spec import CascadeError, CascadeSpec, from_metadata
 from pipeline_hub.config import include_dir
 from pipeline_hub.exceptions import PromptError
 from pipeline_hub.providers.routing import ProviderSpec, RoutingError
@@ -65,6 +66,9 @@ class PromptVersion:
     output_schema: dict[str, Any]
     model_params: dict[str, Any]
     env: jinja2.Environment = field(repr=False)
+    # The version's model cascade (``versions.<v>.cascade``), None without one (every record to the model).
+    cascade: CascadeSpec | None = None
+    cascade_block: dict[str, Any] | None = field(default=None, repr=False)  # as written, for the digest
 
     @cached_property
     def template(self) -> jinja2.Template:
@@ -79,6 +83,18 @@ class PromptVersion:
             source, _, _ = self.env.loader.get_source(self.env, name)
             digest.update(name.encode() + b"\0" + source.encode() + b"\0")
         return digest.hexdigest()
+
+    @cached_property
+    def cascade_sha256(self) -> str | None:
+        """SHA-256 (hex) of the cascade block as canonical JSON (sorted keys), None without a cascade.
+
+        Part of a run's identity (:meth:`pipeline_hub.stages.plan.RunPlan.identity`): thresholds edited in
+        place republish, as a changed template does.
+        """
+        if self.cascade_block is None:
+            return None
+        text = json.dumps(self.cascade_block, sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def render(self, variables: dict[str, Any]) -> list[dict[str, str]]:
         """Render to chat messages ``[{"role": "system", …}, {"role": "user", …}]``.
@@ -219,6 +235,10 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
         provider = ProviderSpec.parse(meta.get("provider"), str(meta_path))
     except RoutingError as exc:
         raise RegistryError(str(exc)) from None
+    try:
+        cascade = from_metadata(spec, name)
+    except CascadeError as exc:
+        raise RegistryError(f"{meta_path}: versions.{chosen}: {exc}") from None
     return Topic(
         name=name,
         description=meta.get("description", ""),
@@ -235,6 +255,8 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
             output_schema=schema,
             model_params=dict(spec.get("model_params") or {}),
             env=env,
+            cascade=cascade,
+            cascade_block=spec.get("cascade"),
         ),
         metadata_path=meta_path,
         provider=provider,

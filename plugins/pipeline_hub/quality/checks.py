@@ -19,6 +19,7 @@ LINEAGE_COLUMNS = [
     "prompt_version",
     "template_sha256",
     "model",
+    "route",  # proxy | oracle: who answered the record (pipeline_hub.stages.cascade)
     "run_id",
 ]
 

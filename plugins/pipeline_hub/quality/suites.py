@@ -37,9 +37,9 @@ class QualitySuiteError(QualityError, ValueError):
 
 
 def expected_columns(topic: Topic) -> list[str]:
-    """Columns of the validation frame: ``record_id``, ``model``, kept fields, answer properties, helpers."""
+    """Columns of the validation frame: ``record_id``, ``model``, ``route``, kept fields, answer properties, helpers."""
     props = list(topic.prompt.output_schema.get("properties", {}))
-    return list(dict.fromkeys(["record_id", "model", *topic.keep_fields, *props, *HELPER_COLUMNS]))
+    return list(dict.fromkeys(["record_id", "model", "route", *topic.keep_fields, *props, *HELPER_COLUMNS]))
 
 
 def _json_type(schema: dict[str, Any]) -> tuple[list[str], bool]:
@@ -74,6 +74,12 @@ def generated_expectations(topic: Topic) -> list:
         gxe.ExpectColumnValuesToNotBeNull(column="record_id", meta=meta("record_id")),
         gxe.ExpectColumnValuesToBeUnique(column="record_id", meta=meta("record_id")),
         gxe.ExpectColumnValuesToBeOfType(column="record_id", type_="str", meta=meta("types")),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="route",
+            value_set=["proxy", "oracle"],
+            row_condition=Column(OUTCOME) == "answered",
+            meta=meta("route"),
+        ),
     ]
     for name, prop in props.items():
         type_list, nullable = _json_type(prop)

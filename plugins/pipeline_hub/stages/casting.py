@@ -111,7 +111,7 @@ def cast_row(
     row: dict[str, Any],
     types: dict[str, pa.DataType],
     keep_fields: Iterable[str],
-    passthrough: Iterable[str] = ("record_id", "model"),
+    passthrough: Iterable[str] = ("record_id", "model", "route"),
 ) -> dict[str, Any]:
     """A new row: ``passthrough`` keys unchanged, kept fields as :func:`json_text`, answer properties cast.
 

@@ -126,6 +126,7 @@ def hash_and_plan(
             source=topic.source,
             prompt_version=topic.version,
             template_sha256=topic.prompt.template_sha256,
+            cascade_sha256=topic.prompt.cascade_sha256,
             prompt_label=label,
             batch_hash=plan.sources.get(topic.source, {}).get("batch_hash"),
             routes=resolve_routes(topic.provider, llm_conn_id, model),

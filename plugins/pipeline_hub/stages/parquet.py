@@ -63,9 +63,13 @@ def arrow_type(schema: dict[str, Any]) -> pa.DataType:
     raise ValueError(f"unsupported JSON Schema type {types!r}")
 
 
+NULLABLE_LINEAGE = frozenset({"route"})
+
+
 def published_schema(output_schema: dict[str, Any], keep_fields: list[str]) -> pa.Schema:
     """Lineage columns, then kept input fields (strings), then the answer's top-level properties."""
-    fields = [pa.field(c, pa.string(), nullable=False) for c in LINEAGE_COLUMNS]
+    # ``route`` may be null: rows published before cascades existed (rewritten by an erasure) have none.
+    fields = [pa.field(c, pa.string(), nullable=c in NULLABLE_LINEAGE) for c in LINEAGE_COLUMNS]
     fields += [pa.field(f, pa.string()) for f in keep_fields]
     fields += [pa.field(k, arrow_type(v)) for k, v in output_schema.get("properties", {}).items()]
     return pa.schema(fields)

@@ -40,6 +40,7 @@ class TopicPlan:
     source: str
     prompt_version: str
     template_sha256: str
+    cascade_sha256: str | None = None  # the version's cascade block (None: no cascade), in the identity
     prompt_label: str = "prod"  # the label prompt_version was resolved through (not in the identity)
     batch_hash: str | None = None
     status: str = "pending"  # pending | skipped_published | no_input (reasons.NO_INPUT)
@@ -104,10 +105,10 @@ class RunPlan:
         """What makes a partition's publication the same: where, which bytes, prompt, model(s), row limit.
 
         ``{"ds", "batch_hash", "inputs": [[public_uri, sha256], …] (sorted), "prompt_version",
-        "template_sha256", "model", "row_limit"[, "routes"]}``. The input names count so a renamed
-        object is republished with manifest inputs naming the current objects. The long-input and
-        fallback routes count only when a topic has them, so adding neither leaves earlier
-        publications valid; the mode (stream or batch) does not count: same model, same answers.
+        "template_sha256", "model", "row_limit"[, "routes"][, "cascade_sha256"]}``. The input names count so
+        a renamed object is republished with manifest inputs naming the current objects. The long-input and
+        fallback routes, and the version's cascade, count only when a topic has them, so adding none leaves
+        earlier publications valid; the mode (stream or batch) does not count: same model, same answers.
         """
         from pipeline_hub.stages.pubindex import input_names
 
@@ -123,12 +124,14 @@ class RunPlan:
         extra = {k: t.routes[k] for k in ("long_input", "threshold_tokens", "fallback") if t.routes.get(k)}
         if extra:
             identity["routes"] = extra
+        if t.cascade_sha256:
+            identity["cascade_sha256"] = t.cascade_sha256
         return identity
 
     def legacy_identity(self, t: TopicPlan) -> dict[str, Any]:
         """The identity as the old per-batch index (``_index/<topic>/<batch_hash>.json``) keyed it."""
         identity = self.identity(t)
-        keys = ("batch_hash", "template_sha256", "model", "row_limit", "routes")
+        keys = ("batch_hash", "template_sha256", "model", "row_limit", "routes", "cascade_sha256")
         return {k: identity[k] for k in keys if k in identity}
 
 
@@ -216,12 +219,17 @@ def batch_manifest_path(settings_or_root: Settings | str, source: str, bh: str):
 
 
 def plan_topic(plan: RunPlan, name: str):
-    """``(topic plan, Topic)`` of ``name``: the prompt version the plan pinned; raises if its template changed."""
+    """``(topic plan, Topic)`` of ``name``: the prompt version the plan pinned; raises if its template or
+    cascade changed since the plan was made."""
     tp = plan.topic(name)
     topic = load_topic(name, pointer="prod", version=tp.prompt_version)
     if topic.prompt.template_sha256 != tp.template_sha256:
         raise RuntimeError(
             f"topic {name} {tp.prompt_version}: template changed during the run "
             f"(plan {tp.template_sha256[:12]}, now {topic.prompt.template_sha256[:12]}); re-run"
+        )
+    if topic.prompt.cascade_sha256 != tp.cascade_sha256:
+        raise RuntimeError(
+            f"topic {name} {tp.prompt_version}: its cascade block in metadata.yaml changed during the run; re-run"
         )
     return tp, topic

@@ -3,7 +3,9 @@ with ``jsonschema`` (Draft 2020-12), one repair attempt when it is invalid; and 
 (:class:`ChunkStats`) the record is counted in.
 
 A record ends ``ok`` or quarantined as ``missing_field``, ``invalid_output``, ``budget_exhausted`` or
-``provider_error`` (see :mod:`pipeline_hub.stages.prompt`). Nothing here logs record text.
+``provider_error`` (see :mod:`pipeline_hub.stages.prompt`). A version with a calibrated cascade answers
+the records its proxy is sure of without a call (:mod:`pipeline_hub.stages.cascade`). Nothing here logs
+record text.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pipeline_hub.providers.errors import BudgetExhausted, CallFailed
 from pipeline_hub.providers.routing import RoutedSession
 from pipeline_hub.providers.session import Completion
 from pipeline_hub.stages.budget import Budget
+from pipeline_hub.stages.cascade import ORACLE_ROUTE, PROXY_MODEL, PROXY_ROUTE, proxy_answer
 from pipeline_hub.stages.prompt_inputs import build_variables
 
 log = logging.getLogger(__name__)
@@ -129,11 +132,19 @@ async def _answer_record(
                 position=record["position"],
             ),
         }
-    messages = topic.prompt.render(variables)
-    params = dict(topic.prompt.model_params)
     schema = extra.get("schema", topic.prompt.output_schema)
     if "schema" in extra:
         validator = jsonschema.Draft202012Validator(schema)
+    cascade = None if topic.prompt.cascade is None else ORACLE_ROUTE
+    answer = proxy_answer(topic, record, variables, validator) if cascade else None
+    if answer is not None:
+        stats.ok += 1
+        stats.routes[PROXY_ROUTE] = stats.routes.get(PROXY_ROUTE, 0) + 1
+        usage = {**_NO_CALL, "model": PROXY_MODEL, "route": PROXY_ROUTE, "cascade": PROXY_ROUTE}
+        kept = {k: record["fields"].get(k) for k in topic.keep_fields}
+        return {**base, "status": "ok", "answer": answer, "usage": usage, "fields": kept}
+    messages = topic.prompt.render(variables)
+    params = dict(topic.prompt.model_params)
     error = None
     usage = {
         "prompt_tokens": 0,
@@ -145,6 +156,7 @@ async def _answer_record(
         "cost_usd": 0.0,
         "model": None,
         "route": None,
+        "cascade": cascade,  # None without a cascade, else "oracle" (a proxy answer returned above)
     }
     for attempt in range(2):  # first answer + one repair
         try:
@@ -229,6 +241,17 @@ async def _answer_record(
         "raw_answer": completion.content,
         "usage": usage,
     }
+
+
+_NO_CALL = {
+    "prompt_tokens": 0,
+    "completion_tokens": 0,
+    "attempts": 0,
+    "latency_s": 0.0,
+    "answer_latency_s": 0.0,
+    "cache_hit": False,
+    "cost_usd": 0.0,
+}
 
 
 def _count_usage(stats: ChunkStats, usage: dict) -> None:

@@ -26,6 +26,7 @@ from pipeline_hub.exceptions import ConservationError, QualityGateFailed
 from pipeline_hub.governance.register import ERASED_REASON, erased_pseudonyms, suppress_erased
 from pipeline_hub.quality.checks import LINEAGE_COLUMNS, failed_expectations
 from pipeline_hub.stages import pubindex
+from pipeline_hub.stages.cascade import ORACLE_ROUTE, cascade_summary
 from pipeline_hub.stages.casting import json_text
 from pipeline_hub.stages.chunk import object_listing
 from pipeline_hub.stages.parquet import (
@@ -129,7 +130,13 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
     quality = storage.read_json(stage / "_quality.json")
     scrub_summary = storage.read_json(stage / "_summary.json")
     source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
-    lineage = {"batch_hash": tp.batch_hash, **topic.lineage(), "model": tp.model or plan.model, "run_id": plan.run_id}
+    lineage = {
+        "batch_hash": tp.batch_hash,
+        **topic.lineage(),
+        "model": tp.model or plan.model,
+        "route": ORACLE_ROUTE,  # a row's own route (proxy) wins
+        "run_id": plan.run_id,
+    }
     # GDPR erasure is permanent: rows of a subject erased earlier stay out, even from a re-processed batch.
     rows, quarantine, suppressed = suppress_erased(rows, quarantine, erased_pseudonyms(plan.settings["sanitized_root"]))
     if suppressed:
@@ -168,6 +175,8 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
     source = plan.sources[tp.source]
     objects, counts["objects"] = object_listing(plan, tp.source)  # every raw object: read/skipped/rejected
     usage = _collect_stats(storage.join(plan.staging, "answers", topic.name))
+    if topic.prompt.cascade is not None:
+        usage["cascade"] = cascade_summary(usage["records_by_route"], usage["cost_usd"])
     if usage["budget_exceeded"]:
         log.warning(
             "topic %s: budget cap of %s USD reached; %d records quarantined as budget_exceeded",

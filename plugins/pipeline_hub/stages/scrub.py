@@ -50,6 +50,7 @@ from pipeline_hub import reasons, storage
 from pipeline_hub.pii.config import TopicPii
 from pipeline_hub.pii.record_ids import id_core, needs_analysis, published_ids
 from pipeline_hub.pii.scrubber import Scrubber
+from pipeline_hub.stages.cascade import ORACLE_ROUTE
 from pipeline_hub.stages.casting import CastError, answer_types, cast_row
 from pipeline_hub.stages.plan import RunPlan, plan_topic
 
@@ -109,7 +110,7 @@ def scrub_topic(
 ) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """The stage for one topic: ``(published rows, quarantine rows, summary)`` (module docstring, steps 1-5).
 
-    ``rows`` are ``{"record_id", "model"?, **kept fields, **answer}``; ``quarantine`` rows are
+    ``rows`` are ``{"record_id", "model"?, "route"?, **kept fields, **answer}``; ``quarantine`` rows are
     ``{"record_id", "reason", "detail", "source_uri", "position", "raw_answer"}``; ``origins`` maps a
     raw record id to its ``{"source_uri", "position"}`` (for records the stage quarantines). Records
     whose answer does not fit its types (``invalid_output``) or that still hold PII after scrubbing
@@ -129,7 +130,7 @@ def scrub_topic(
         every_id = [r.get("record_id") for r in [*typed, *quarantine, *held]]
         ids = list(dict.fromkeys(i for i in every_id if needs_analysis(i)))
         scrubbed, scan, id_found = scrubber._scrub_topic_rows(
-            typed, pii, topic.prompt.output_schema, ("record_id", "model"), also=[id_core(i)[0] for i in ids]
+            typed, pii, topic.prompt.output_schema, ("record_id", "model", "route"), also=[id_core(i)[0] for i in ids]
         )
         id_map, id_counts = published_ids(scrubber, ids, id_found)
         published, residual = [], Counter()
@@ -194,6 +195,7 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
                 row = {"record_id": r["record_id"], **r["fields"], **r["answer"]}
                 if (r.get("usage") or {}).get("model"):
                     row["model"] = r["usage"]["model"]  # per record: routing may pick another model
+                row["route"] = (r.get("usage") or {}).get("cascade") or ORACLE_ROUTE  # proxy | oracle
                 rows.append(row)
             else:
                 quarantine.append({k: r.get(k) for k in QUARANTINE_FIELDS})
