@@ -70,6 +70,7 @@ def test_the_proxy_answers_the_sure_records_and_the_oracle_the_rest(registry, st
     assert usage["cascade"]["proxy"] == len(by_route["proxy"]) == usage["records_by_route"]["proxy"]
     assert usage["cascade"]["calls_saved"] == len(by_route["proxy"])
     assert stub.calls == usage["llm_calls"] and usage["llm_calls"] < manifest["counts"]["in"]
+    assert usage["latency_p50_s"] > 0, "p50/p95 are over records that needed a call, not the proxy's"
     counts = manifest["counts"]
     assert counts["in"] == counts["published"] + counts["quarantined_total"]
     assert manifest["counts"]["published"] == len(rows)

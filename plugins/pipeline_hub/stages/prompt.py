@@ -32,6 +32,7 @@ from pipeline_hub.providers.breaker import CircuitBreaker
 from pipeline_hub.providers.routing import RoutedSession, get_hook
 from pipeline_hub.providers.session import Completion
 from pipeline_hub.stages.budget import Budget
+from pipeline_hub.stages.cascade import PROXY_ROUTE
 from pipeline_hub.stages.chunk import read_chunk
 from pipeline_hub.stages.plan import RunPlan, plan_topic
 from pipeline_hub.stages.progress import ProgressReporter
@@ -201,7 +202,7 @@ def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) ->
         "record_latencies_s": [
             round(r["usage"]["latency_s"], 4)
             for r in results
-            if "usage" in r and not r["usage"]["cache_hit"] and r["usage"]["route"] != "batch"
+            if "usage" in r and not r["usage"]["cache_hit"] and r["usage"]["route"] not in ("batch", PROXY_ROUTE)
         ],
         "budget": {
             "cap_usd": budget.cap_usd,
