@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import types
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -110,7 +111,13 @@ def test_private_seaweedfs_roundtrip_loopback_only_and_clean_stop(tmp_path):
 
         # Every listening socket is on loopback, including the 10 ports derived from the base (weed may open
         # an extra ephemeral one for internal workers; what matters is that nothing listens beyond loopback).
+        # weed binds its components' ports one after another, some after S3 already answers: wait (up to
+        # 60 s) until every derived port is bound, then check where everything listens.
+        deadline = time.monotonic() + 60
         sockets = listening(s3.pid)
+        while not set(s3.ports.all()) <= {port for _, port in sockets} and time.monotonic() < deadline:
+            time.sleep(0.5)
+            sockets = listening(s3.pid)
         assert sockets and {ip for ip, _ in sockets} == {"127.0.0.1"}
         assert set(s3.ports.all()) <= {port for _, port in sockets}
     finally:
