@@ -166,3 +166,20 @@ def test_calibrate_refuses_a_version_without_a_cascade_in_one_line(registry, cap
     code, _, stderr = hub(capsys, "calibrate", "--topic", TOPIC)
     assert code == 2 and "has no cascade block" in stderr and "metadata.yaml" in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_calibrate_names_the_line_of_a_bad_sample_record_and_leaves_out_unusable_ones(registry, tmp_path, capsys):
+    from lifecycle_helpers import hub
+
+    registry(cascade(thresholds=None))
+    good = {"id": "1", "input": {"name": "AGILENT TECHNOLOGIES"}, "expected": {"match_id": "402600"}}
+    unusable = [{"id": "2", "input": {}, "expected": {"match_id": None}}, {**good, "id": "3", "expected": "402600"}]
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text("\n".join(json.dumps(r) for r in [good, *unusable]) + "\n")
+    code, stdout, _ = hub(capsys, "calibrate", "--topic", TOPIC, "--sample", str(sample))
+    assert code == 0 and json.loads(stdout)["left_out"] == 2 and json.loads(stdout)["sample_size"] == 1
+    sample.write_bytes(sample.read_bytes() + b"{not json\n")
+    code, _, stderr = hub(capsys, "calibrate", "--topic", TOPIC, "--sample", str(sample))
+    assert code == 2 and f"{sample}:4" in stderr and len(stderr.strip().splitlines()) == 1
+    code, _, stderr = hub(capsys, "calibrate", "--topic", TOPIC, "--sample", str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "cannot read the labelled sample" in stderr

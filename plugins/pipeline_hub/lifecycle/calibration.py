@@ -31,12 +31,12 @@ from typing import Any
 import yaml
 
 from pipeline_hub.cascade.calibration import Calibration, calibrate
-from pipeline_hub.cascade.proxy import rapidfuzz_score
 from pipeline_hub.config import include_dir
 from pipeline_hub.exceptions import ConfigError
 from pipeline_hub.lifecycle.pointers import PromotionError, _replace, set_pointer
-from pipeline_hub.lifecycle.scoring import load_examples
+from pipeline_hub.lifecycle.scoring import load_examples, parse_examples
 from pipeline_hub.prompts.registry import Topic, load_topic
+from pipeline_hub.stages.cascade import matching_context, proxy_score
 from pipeline_hub.stages.prompt_inputs import build_variables
 
 _VERSIONS = re.compile(r"^versions:[ \t]*(#.*)?$")
@@ -46,47 +46,34 @@ class CalibrationError(ConfigError):
     """The topic cannot be calibrated as asked (no cascade block, unsupported proxy, unreadable sample)."""
 
 
-def _match_context(topic: Topic) -> tuple[str, dict[str, Any]]:
-    for var, ctx in topic.context.items():
-        if ctx.get("kind") == "reference_candidates" and ctx.get("constrain_field"):
-            return var, ctx
-    raise CalibrationError(
-        f"{topic.metadata_path}: the rapidfuzz proxy needs a reference_candidates context with a constrain_field"
-    )
-
-
 def read_sample(path: Path) -> list[dict[str, Any]]:
-    """Labelled records ``{"id", "input", "expected"}`` of a JSONL file; raises :class:`CalibrationError`
-    naming the file and line of an unreadable one."""
-    out = []
+    """Labelled records ``{"id", "input", "expected", …}`` of a JSONL file
+    (:func:`pipeline_hub.lifecycle.scoring.parse_examples`); raises :class:`CalibrationError` when the file
+    cannot be read, :class:`~pipeline_hub.lifecycle.scoring.ScoreError` naming the line of a bad record."""
     try:
-        lines = path.read_text().splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read the labelled sample ({exc.strerror})") from None
-    for lineno, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                ex = json.loads(line)
-                out.append({"id": str(ex["id"]), "input": dict(ex["input"]), "expected": dict(ex["expected"])})
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise CalibrationError(f"{path}:{lineno}: not a labelled record {{id, input, expected}}") from None
-    return out
+    return parse_examples(path, data)
 
 
 def proxy_sample(topic: Topic, examples: list[dict[str, Any]]) -> tuple[list[float], list[bool], int]:
     """``(scores, labels, left_out)``: the proxy score in [0, 1] and whether its best candidate is the gold
     answer, per usable example; ``left_out`` counts examples without the fields the prompt needs."""
-    var, ctx = _match_context(topic)
-    field = ctx["constrain_field"]
+    if matching_context(topic) is None:
+        raise CalibrationError(
+            f"{topic.metadata_path}: the rapidfuzz proxy needs a reference_candidates context with a constrain_field"
+        )
     scores, labels, left_out = [], [], 0
     for ex in examples:
-        variables, missing, _ = build_variables(topic, {"fields": ex["input"]})
-        if variables is None or not variables.get(var):
+        record = {"fields": ex["input"]}
+        variables, _, _ = build_variables(topic, record)
+        proxied = None if variables is None else proxy_score(topic, record, variables)
+        if proxied is None or not isinstance(ex["expected"], dict):
             left_out += 1
             continue
-        candidates = variables[var]
-        scored = rapidfuzz_score(str(ex["input"][ctx.get("query_field", "name")]), [str(c["name"]) for c in candidates])
-        gold = ex["expected"].get(field)
+        scored, candidates, ctx = proxied
+        gold = ex["expected"].get(ctx["constrain_field"])
         scores.append(float(scored.score))
         labels.append(gold is not None and str(candidates[scored.index]["id"]) == str(gold))
     return scores, labels, left_out

@@ -68,18 +68,33 @@ def load_examples(topic_dir: Path) -> tuple[list[dict[str, Any]], str]:
     for path in files:
         data = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + data + b"\0")
-        for lineno, line in enumerate(data.decode().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                ex = json.loads(line)
-                examples.append(
-                    {"id": str(ex["id"]), "input": dict(ex["input"]), "expected": ex["expected"], "file": path.name}
-                    | {"line": lineno}
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise ScoreError(f"{path}:{lineno}: not an example {{id, input, expected}} ({exc})") from None
+        examples += parse_examples(path, data)
     return examples, digest.hexdigest()
+
+
+def parse_examples(path: Path, data: bytes) -> list[dict[str, Any]]:
+    """The examples of one JSONL file's bytes ``data``: ``[{"id", "input", "expected", "file", "line"}]``.
+
+    Raises :class:`ScoreError` naming ``path`` and the line of the first unreadable one (bad JSON, bad
+    UTF-8, a missing key, a non-object input).
+    """
+    try:
+        lines = data.decode().splitlines()
+    except UnicodeDecodeError as exc:
+        raise ScoreError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    examples = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            ex = json.loads(line)
+            examples.append(
+                {"id": str(ex["id"]), "input": dict(ex["input"]), "expected": ex["expected"], "file": path.name}
+                | {"line": lineno}
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ScoreError(f"{path}:{lineno}: not an example {{id, input, expected}} ({exc})") from None
+    return examples
 
 
 def examples_sha256(topic_name: str, prompts_dir: Path | None = None) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_hub.cascade.proxy import decide, rapidfuzz_score
+from pipeline_hub.cascade.proxy import ProxyScore, decide, rapidfuzz_score
 from pipeline_hub.prompts.registry import Topic
 
 PROXY_ROUTE = "proxy"
@@ -31,12 +31,30 @@ ORACLE_ROUTE = "oracle"
 PROXY_MODEL = "rapidfuzz:token_sort_ratio"  # the published ``model`` of a proxy-answered row
 
 
-def _matching_context(topic: Topic) -> tuple[str, dict[str, Any]] | None:
+def matching_context(topic: Topic) -> tuple[str, dict[str, Any]] | None:
     """``(variable, context spec)`` of the topic's reference candidates with a ``constrain_field``, or None."""
     for var, ctx in topic.context.items():
         if ctx.get("kind") == "reference_candidates" and ctx.get("constrain_field"):
             return var, ctx
     return None
+
+
+def proxy_score(
+    topic: Topic, record: dict[str, Any], variables: dict[str, Any]
+) -> tuple[ProxyScore, list, dict] | None:
+    """``(score, candidates, context spec)`` of the rapidfuzz proxy for ``record``, or None when it has no
+    opinion (no matching context, no candidates, no query). ``candidates`` are ``variables``' offered ones
+    (``[{"id", "name", "score"}]``), ``score.index`` the best one's position."""
+    found = matching_context(topic)
+    if found is None:
+        return None
+    var, ctx = found
+    candidates = variables.get(var) or []
+    query = record["fields"].get(ctx.get("query_field", "name"))
+    if not candidates or query is None:
+        return None
+    scored = rapidfuzz_score(str(query), [str(c["name"]) for c in candidates])
+    return None if scored.score is None else (scored, candidates, ctx)
 
 
 def proxy_answer(topic: Topic, record: dict[str, Any], variables: dict[str, Any], validator) -> dict[str, Any] | None:
@@ -49,17 +67,12 @@ def proxy_answer(topic: Topic, record: dict[str, Any], variables: dict[str, Any]
     cascade = topic.prompt.cascade
     if cascade is None or cascade.thresholds is None or cascade.proxy.kind != "rapidfuzz":
         return None
-    found = _matching_context(topic)
-    if found is None:
+    proxied = proxy_score(topic, record, variables)
+    if proxied is None:
         return None
-    var, ctx = found
-    candidates = variables.get(var) or []
-    query = record["fields"].get(ctx.get("query_field", "name"))
-    if not candidates or query is None:
-        return None
-    scored = rapidfuzz_score(str(query), [str(c["name"]) for c in candidates])
+    scored, candidates, ctx = proxied
     decision = decide(scored.score, cascade.thresholds)
-    if decision == "oracle" or scored.score is None:
+    if decision == "oracle":
         return None
     confidence_field = (topic.quality or {}).get("confidence_field", "confidence")
     if decision == "accept":

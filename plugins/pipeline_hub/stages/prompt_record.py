@@ -146,18 +146,9 @@ async def _answer_record(
     messages = topic.prompt.render(variables)
     params = dict(topic.prompt.model_params)
     error = None
-    usage = {
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "attempts": 0,
-        "latency_s": 0.0,
-        "answer_latency_s": 0.0,  # provider latency of the answer(s), also when served from the cache
-        "cache_hit": True,
-        "cost_usd": 0.0,
-        "model": None,
-        "route": None,
-        "cascade": cascade,  # None without a cascade, else "oracle" (a proxy answer returned above)
-    }
+    # cache_hit stays True only while every answer came from the cache; cascade is None without a cascade,
+    # else "oracle" (a proxy answer returned above).
+    usage = {**_NO_CALL, "cache_hit": True, "model": None, "route": None, "cascade": cascade}
     for attempt in range(2):  # first answer + one repair
         try:
             if attempt == 0 and prefilled is not None:  # answered by a provider batch job
@@ -243,6 +234,8 @@ async def _answer_record(
     }
 
 
+# A record's usage before any call (a proxy answer keeps it): answer_latency_s is the provider latency of
+# the answer(s), also when served from the cache.
 _NO_CALL = {
     "prompt_tokens": 0,
     "completion_tokens": 0,
