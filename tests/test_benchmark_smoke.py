@@ -41,3 +41,38 @@ def test_rerun_with_the_same_cache_makes_no_calls(fanout, tmp_path):
     again = fanout.run_fanout(records, **same)
     assert first["calls"] == 20 and first["published"] == 20
     assert again["calls"] == 0 and again["cache_hits"] == 20 and again["published"] == 20
+
+
+def test_cascade_benchmark_calibrates_and_scores_both_plans_against_the_stub(stub_server, monkeypatch, tmp_path):
+    """``benchmarks/cascade_patstat.py`` on a PATSTAT-shaped gold set made from the bundled examples plus every
+    reference name (the real set is in ../shared, not in the checkout): calibration writes thresholds, and
+    one score has oracle-only and the cascade on the same test records."""
+    import csv
+    import json
+    import os
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    sys.modules.pop("cascade_patstat", None)
+    import cascade_patstat
+
+    lines = (REPO / "include/prompts/company_matching/examples/examples.jsonl").read_text().splitlines()
+    gold = [(ex["id"], ex["input"]["name"], ex["expected"]["match_id"] or "0") for ex in map(json.loads, lines)]
+    with (REPO / "include/reference/companies_reference.csv").open() as fh:
+        for k, row in enumerate(csv.DictReader(fh)):
+            gold += [(f"9{k}{n}", name, row["ref_id"]) for n, name in enumerate((row["name"], row["name"].upper()))]
+    shared = tmp_path / "patstat"
+    shared.mkdir()
+    with (shared / "patstat_input.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([("person_id", "Name"), *((pid, name) for pid, name, _ in gold)])
+    with (shared / "patstat_reference.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([("person_id", "leuven_id"), *((pid, cluster) for pid, _, cluster in gold)])
+    env = dict(os.environ)
+    result = cascade_patstat.run(shared, 200, 30, stub_server.base_url, "stub-model", 8)
+    assert dict(os.environ) == env, "the benchmark restores the environment"
+    assert result["records"] == {"gold": len(gold), "calibration": 200, "test": 30}
+    assert result["calibration"]["sample_size"] == 200 and result["calibration"]["reason"] is None
+    only, cascade = result["oracle_only"], result["cascade"]
+    assert only["oracle_records"] == only["records"] == cascade["records"] == 30
+    assert cascade["oracle_records"] + cascade["proxy_records"] == 30 and cascade["proxy_records"] > 0
+    assert set(result["checks"]) == {"oracle_share_at_most_0.30", "f1_within_0.02_of_oracle_only"}
+    assert "| cascade |" in cascade_patstat.report(result)

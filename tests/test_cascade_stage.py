@@ -183,3 +183,41 @@ def test_calibrate_names_the_line_of_a_bad_sample_record_and_leaves_out_unusable
     assert code == 2 and f"{sample}:4" in stderr and len(stderr.strip().splitlines()) == 1
     code, _, stderr = hub(capsys, "calibrate", "--topic", TOPIC, "--sample", str(tmp_path / "missing.jsonl"))
     assert code == 2 and "cannot read the labelled sample" in stderr
+
+
+# -- pipeline-hub score: the cascade next to oracle-only -------------------------------------------
+
+
+def test_score_puts_the_cascade_next_to_oracle_only_in_one_run(registry, stub, tmp_path, monkeypatch):
+    """One ``score`` of a calibrated version runs oracle-only and the cascade on the same examples; the
+    cascade's oracle records are the same requests, so the stub is called once per example, not more."""
+    from pipeline_hub.lifecycle.reports import render_markdown
+    from pipeline_hub.lifecycle.scoring import score_version
+
+    monkeypatch.setenv("PIPELINE_HUB_ARTIFACTS_URI", str(tmp_path / "artifacts"))
+    registry(cascade())
+    score = score_version(TOPIC)
+    comparison = score["cascade"]
+    only, cascaded = comparison["oracle_only"], comparison["cascade"]
+    n = score["examples_scored"]
+    assert only["records"] == cascaded["records"] == n and only["proxy_records"] == 0 and only["oracle_share"] == 1.0
+    assert 0 < cascaded["proxy_records"] < n and cascaded["oracle_records"] + cascaded["proxy_records"] == n
+    assert cascaded["oracle_share"] == round(cascaded["oracle_records"] / n, 4)
+    assert stub.calls == n, "the cascade's oracle records were answered from oracle-only's cache entries"
+    assert cascaded["metrics"] == {k: score["metrics"][k] for k in ("accuracy", "precision", "recall", "f1")}
+    assert comparison["delta"]["f1"] == round(cascaded["metrics"]["f1"] - only["metrics"]["f1"], 6)
+    assert comparison["delta"]["oracle_share"] < 0 and cascaded["total_tokens"] < only["total_tokens"]
+    assert comparison["proxy"] == "rapidfuzz" and comparison["thresholds"]["upper"] == THRESHOLDS["upper"]
+    md = render_markdown(score, plot_name=None)
+    assert "## Cascade vs oracle-only" in md and "| oracle-only |" in md and "| cascade |" in md
+    stored = json.loads((tmp_path / "artifacts" / "reports" / TOPIC / "v1" / "score.json").read_text())
+    assert stored["cascade"] == json.loads(json.dumps(comparison))
+
+
+def test_score_of_a_version_without_thresholds_has_no_comparison(registry, stub, tmp_path, monkeypatch):
+    from pipeline_hub.lifecycle.scoring import score_version
+
+    monkeypatch.setenv("PIPELINE_HUB_ARTIFACTS_URI", str(tmp_path / "artifacts"))
+    registry(cascade(thresholds=None))
+    score = score_version(TOPIC, write=False)
+    assert "cascade" not in score and stub.calls == score["examples_scored"]

@@ -70,6 +70,8 @@ def render_markdown(score: dict[str, Any], plot_name: str | None = "score.png") 
             ]
         ],
     )
+    if "cascade" in score:
+        lines += ["", *cascade_section(score["cascade"])]
     if plot_name:
         lines += ["", f"![{score['task']} plot]({plot_name})"]
     if score["task"] == "classification":
@@ -120,6 +122,39 @@ def render_markdown(score: dict[str, Any], plot_name: str | None = "score.png") 
         if len(errors) > 50:
             lines += ["", f"… and {len(errors) - 50} more (see score.json)"]
     return "\n".join(lines) + "\n"
+
+
+def cascade_section(comparison: dict[str, Any]) -> list[str]:
+    """Markdown lines: the cascade side by side with oracle-only
+    (:func:`pipeline_hub.lifecycle.scoring.cascade_comparison`)."""
+    sides = (("oracle-only", comparison["oracle_only"]), ("cascade", comparison["cascade"]))
+    names = list(comparison["cascade"]["metrics"])
+    th = comparison.get("thresholds") or {}
+    rows = [
+        [
+            label,
+            *(side["metrics"].get(k) for k in names),
+            side["oracle_records"],
+            side["proxy_records"],
+            side["oracle_share"],
+            side["total_tokens"],
+            _fmt(side["cost_usd"], 6),
+        ]
+        for label, side in sides
+    ]
+    delta = comparison["delta"]
+    rows.append(
+        ["difference", *(delta.get(k) for k in names), "", "", delta["oracle_share"], "", _fmt(delta["cost_usd"], 6)]
+    )
+    return [
+        "## Cascade vs oracle-only (same examples, same model, one run)",
+        "",
+        f"- proxy `{comparison['proxy']}`, oracle route `{comparison['oracle']}`; thresholds upper "
+        f"{_fmt(th.get('upper'))}, lower {_fmt(th.get('lower'))}, calibrated on {th.get('sample_size')} records "
+        f"({th.get('calibrated_at')})",
+        "",
+        *_table(["plan", *names, "to oracle", "by proxy", "oracle share", "tokens", "cost (USD, list price)"], rows),
+    ]
 
 
 def _heatmap(ax, matrix: list[list[int]], rows: list[str], cols: list[str], title: str) -> None:

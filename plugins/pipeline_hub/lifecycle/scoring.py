@@ -16,10 +16,19 @@ artifacts root (``PIPELINE_HUB_ARTIFACTS_URI``, default ``<repo>/.local``)::
 
 A run limited to the first N examples (``--limit``) writes ``score_limitN.*`` instead, so it never
 replaces the full score the promotion gate reads.
+
+A version with a calibrated cascade (``versions.<v>.cascade.thresholds``, :mod:`pipeline_hub.stages.cascade`)
+is scored twice in one run, on the same examples and model: oracle-only (every record to the model, the
+cascade switched off) first, then the cascade as production runs it (its metrics are the score's, the gate's).
+The cascade's oracle records are the same requests as oracle-only's, so they come from the response cache;
+the cost of both sides is at list price, whether paid now or served from the cache. ``cascade`` in the score
+holds the two side by side: metrics, records per route, the share sent to the oracle, tokens and cost
+(LOTUS, Patel et al., VLDB 2025, report a cascade's quality next to the oracle-only plan the same way).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -196,6 +205,61 @@ def _usage(results: list[dict], stats) -> dict[str, Any]:
     }
 
 
+def has_cascade(topic: Topic) -> bool:
+    """True when the topic's version has a calibrated cascade (``cascade.thresholds`` set)."""
+    cascade = topic.prompt.cascade
+    return cascade is not None and cascade.thresholds is not None
+
+
+# The scalar metrics a cascade comparison shows, where the task has them.
+_COMPARED = ("accuracy", "macro_f1", "precision", "recall", "f1")
+
+
+def _side(task_metrics: dict[str, Any], results: list[dict], stats) -> dict[str, Any]:
+    """One side of a cascade comparison: scalar metrics, records per route, tokens, cost, calls."""
+    from pipeline_hub.stages.cascade import PROXY_ROUTE
+
+    usage = _usage(results, stats)
+    proxy = sum(1 for r in results if (r.get("usage") or {}).get("cascade") == PROXY_ROUTE)
+    return {
+        "metrics": {k: task_metrics[k] for k in _COMPARED if k in task_metrics},
+        "records": len(results),
+        "proxy_records": proxy,
+        "oracle_records": len(results) - proxy,
+        "oracle_share": metrics.ratio(len(results) - proxy, len(results)),
+        "total_tokens": usage["total_tokens"],
+        "cost_usd": usage["cost_usd"],
+        "llm_calls": usage["llm_calls"],
+        "cache_hits": usage["cache_hits"],
+    }
+
+
+def cascade_comparison(topic: Topic, oracle_only: dict[str, Any], cascade: dict[str, Any]) -> dict[str, Any]:
+    """The score's ``cascade``: ``{"proxy", "oracle", "thresholds", "oracle_only", "cascade", "delta"}``.
+
+    ``oracle_only``/``cascade`` are sides from :func:`_side` (``metrics`` are shares in [0, 1], ``cost_usd`` in
+    USD at list price, None when a model has no price); ``delta`` is cascade minus oracle-only for each compared
+    metric, ``oracle_share`` and ``cost_usd`` (None where either side is None).
+    """
+    spec = topic.prompt.cascade
+    thresholds = spec.thresholds.as_metadata() if spec is not None and spec.thresholds is not None else None
+
+    def minus(a, b):
+        return None if a is None or b is None else round(a - b, 6)
+
+    delta = {k: minus(cascade["metrics"].get(k), oracle_only["metrics"].get(k)) for k in cascade["metrics"]}
+    delta["oracle_share"] = minus(cascade["oracle_share"], oracle_only["oracle_share"])
+    delta["cost_usd"] = minus(cascade["cost_usd"], oracle_only["cost_usd"])
+    return {
+        "proxy": None if spec is None else spec.proxy.kind,
+        "oracle": None if spec is None else spec.oracle,
+        "thresholds": json.loads(json.dumps(thresholds, default=str)),
+        "oracle_only": oracle_only,
+        "cascade": cascade,
+        "delta": delta,
+    }
+
+
 def score_version(
     topic_name: str,
     *,
@@ -242,7 +306,15 @@ def score_version(
     routes = resolve_routes(topic.provider, conn_id, primary.model)
     hook = get_hook(routes["primary"]["conn_id"], routes["primary"]["model"])
     started = datetime.now(UTC)
-    results, stats = prompt_records(hook, topic, records, cache=cache or open_cache(), routes=routes)
+    cache = cache or open_cache()
+    oracle_only = None
+    if has_cascade(topic):
+        plain = dataclasses.replace(topic, prompt=dataclasses.replace(topic.prompt, cascade=None))
+        plain_results, plain_stats = prompt_records(hook, plain, records, cache=cache, routes=routes)
+        oracle_only = _side(
+            compute_metrics(evaluation, plain.prompt.output_schema, examples, plain_results), plain_results, plain_stats
+        )
+    results, stats = prompt_records(hook, topic, records, cache=cache, routes=routes)
     task_metrics = compute_metrics(evaluation, topic.prompt.output_schema, examples, results)
     invalid = sum(1 for r in results if r["status"] != "ok")
     gate = meta.get("gate") or {}
@@ -273,6 +345,8 @@ def score_version(
         "gate_metric": gate.get("metric"),
         "gate_value": task_metrics.get(gate.get("metric")) if gate.get("metric") else None,
     }
+    if oracle_only is not None:
+        score["cascade"] = cascade_comparison(topic, oracle_only, _side(task_metrics, results, stats))
     if feedback_root is not None:
         from pipeline_hub.prompts.feedback import agreement, read_feedback
 
