@@ -59,8 +59,12 @@ $(VENV)/.installed: pyproject.toml infra/lock/base.lock $(wildcard infra/devserv
 install: $(VENV)/.installed
 
 # The local LLM: llama-cpp-python builds from source (~5 min on 2 cores, pip caches the wheel).
+# Built for any x86-64 with AVX2 (GGML_NATIVE=OFF), not for the building CPU: a native build used the
+# AMX/AVX-512 code the CPU flags of our 2-core VM advertise, and the server died with a general
+# protection fault in libggml-cpu on its first request; a portable wheel also survives pip's cache
+# being reused on another host. Set CMAKE_ARGS yourself to build otherwise.
 $(VENV)/.installed-demo: $(VENV)/.installed infra/lock/demo.lock
-	$(HASHED) infra/lock/demo.lock
+	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(HASHED) infra/lock/demo.lock
 	$(BIN)/pip check
 	touch $@
 

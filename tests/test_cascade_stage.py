@@ -207,6 +207,7 @@ def test_score_puts_the_cascade_next_to_oracle_only_in_one_run(registry, stub, t
     assert cascaded["metrics"] == {k: score["metrics"][k] for k in ("accuracy", "precision", "recall", "f1")}
     assert comparison["delta"]["f1"] == round(cascaded["metrics"]["f1"] - only["metrics"]["f1"], 6)
     assert comparison["delta"]["oracle_share"] < 0 and cascaded["total_tokens"] < only["total_tokens"]
+    assert cascaded["cost_usd"] == only["cost_usd"] == 0.0, "stub-model is free and proxy answers cost nothing"
     assert comparison["proxy"] == "rapidfuzz" and comparison["thresholds"]["upper"] == THRESHOLDS["upper"]
     md = render_markdown(score, plot_name=None)
     assert "## Cascade vs oracle-only" in md and "| oracle-only |" in md and "| cascade |" in md

@@ -186,8 +186,12 @@ def _usage(results: list[dict], stats) -> dict[str, Any]:
     usages = [r["usage"] for r in results if r.get("usage")]
     prompt_tokens = sum(u["prompt_tokens"] for u in usages)
     completion_tokens = sum(u["completion_tokens"] for u in usages)
+    # An answer without tokens (a cascade proxy's, no call) costs nothing, whatever its model is called.
     costs = [
-        cost_usd(u["model"], u["prompt_tokens"], u["completion_tokens"]) if u.get("model") else 0.0 for u in usages
+        cost_usd(u["model"], u["prompt_tokens"], u["completion_tokens"])
+        if u.get("model") and (u["prompt_tokens"] or u["completion_tokens"])
+        else 0.0
+        for u in usages
     ]
     p50, p95 = _quantiles([u.get("answer_latency_s", 0.0) for u in usages])
     return {
