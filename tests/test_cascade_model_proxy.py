@@ -332,3 +332,44 @@ def test_agreement_with_the_oracle_follows_the_topics_evaluation():
     oracle = [{"contacts": [ann]}, {"contacts": [ann]}, {"contacts": []}, {"contacts": [ann, bob]}]
     proxy = [{"contacts": [same]}, {"contacts": [ann, bob]}, {"contacts": []}, {"contacts": [ann]}]
     assert answers_agree(evaluation, proxy, oracle) == [True, False, True, False]
+
+
+def test_validate_reports_a_cascade_that_does_not_fit_its_topic(registry):
+    from pipeline_hub.lifecycle.validation import validate_registry
+
+    registry(cascade(oracle="fallback"))
+    problems = validate_registry(registry.meta_path.parent.parent, [TOPIC])
+    assert [p.message for p in problems] == [
+        "versions.v1: cascade.oracle: fallback names provider.fallback, which this topic does not configure "
+        "(add provider.fallback, or use oracle: primary)"
+    ]
+    assert problems[0].path.endswith("metadata.yaml") and problems[0].line > 1
+    registry(cascade({**THRESHOLDS, "lower": 0.3}))
+    (problem,) = validate_registry(registry.meta_path.parent.parent, [TOPIC])
+    assert "cascade.thresholds.lower: must be 0 for a model proxy" in problem.message
+
+
+def test_the_accept_only_bound_holds_over_many_samples_of_a_calibrated_proxy():
+    """A proxy whose stated confidence is its agreement rate (P(agree | c) = c, c uniform on whole percents):
+    over 200 seeded samples of 1000, the learned ``upper`` keeps the accepted answers' agreement >= 0.8 on the
+    population in at least 1 - delta of them (plus binomial slack), and accepts something in most. (At 0.9 a
+    sample of 1000 rarely certifies anything: about 100 records score >= 0.9, too few under Bonferroni.)"""
+    import numpy as np
+
+    from pipeline_hub.cascade.calibration import calibrate_accept_only
+
+    levels = np.round(np.linspace(0, 1, 101), 2)
+
+    def population_agreement(upper: float) -> float:
+        kept = levels[levels >= upper]
+        return float(kept.mean()) if kept.size else 1.0
+
+    rng, misses, accepting = np.random.default_rng(15), 0, 0
+    for _ in range(200):
+        scores = rng.choice(levels, 1000)
+        labels = rng.random(1000) < scores
+        result = calibrate_accept_only(scores, labels, precision=0.8, delta=0.05)
+        assert result.lower == 0.0 and result.recall_bound == 1.0
+        misses += population_agreement(result.upper) < 0.8
+        accepting += result.upper <= 1.0
+    assert misses / 200 <= 0.05 + 0.02 and accepting >= 150

@@ -18,7 +18,11 @@ For every topic folder under ``DIR`` (default ``include/prompts``) it checks, ea
 7. the labelled examples (``examples/*.jsonl``, at least :data:`MIN_EXAMPLES`) are JSON objects
    ``{"id", "input", "expected"}``; ``input`` carries every required input field (and the context query
    field); ``expected`` matches the output schemas of ``dev``, ``prod`` and the labels with ``required`` relaxed
-   (gold labels are partial, e.g. no ``confidence``) and holds what the evaluation task scores.
+   (gold labels are partial, e.g. no ``confidence``) and holds what the evaluation task scores;
+8. a version's ``cascade`` parses (:class:`~pipeline_hub.cascade.spec.CascadeSpec`: also ``lower <= upper``,
+   and ``lower == 0`` for a model proxy) and fits the topic
+   (:func:`~pipeline_hub.prompts.registry.cascade_problem`: its oracle route is configured, a model proxy's
+   confidence field is in the output schema), as loading the topic for a run checks.
 
 Line numbers come from the YAML/JSON node marks (PyYAML's composer also reads JSON), template line
 numbers from Jinja2's parser. Sources: JSON Schema 2020-12 (json-schema.org); OpenAI "Structured Outputs,
@@ -42,7 +46,7 @@ from jinja2 import nodes
 from pipeline_hub.lifecycle.pointers import label_problems
 from pipeline_hub.lifecycle.problems import Located, Problem, display_path, jsonable, path_text, shorten
 from pipeline_hub.lifecycle.strict_schema import strict_problems
-from pipeline_hub.prompts.registry import make_env
+from pipeline_hub.prompts.registry import cascade_problem, make_env
 
 MIN_EXAMPLES = 50
 SCHEMA_FILE = "metadata.schema.json"
@@ -373,6 +377,27 @@ class _TopicChecker:
         if count < MIN_EXAMPLES:
             self.add(files[0], 1, f"{count} labelled examples; at least {MIN_EXAMPLES} are required")
 
+    # -- 8: cascade ------------------------------------------------------------------------------------
+    def check_cascade(self, version: str, spec: dict[str, Any]) -> None:
+        from pipeline_hub.cascade.spec import CascadeError, from_metadata
+        from pipeline_hub.providers.routing import ProviderSpec, RoutingError
+
+        where = ["versions", version, "cascade"]
+        try:
+            cascade = from_metadata(spec, self.dir.name)
+            provider = ProviderSpec.parse(self.meta.get("provider"), self.meta_display)
+        except CascadeError as exc:
+            self.at_meta(where, f"versions.{version}: {exc}")
+            return
+        except RoutingError:
+            return  # reported by the metadata schema
+        if cascade is None or version not in self.schemas:
+            return
+        quality = self.meta.get("quality") if isinstance(self.meta.get("quality"), dict) else {}
+        problem = cascade_problem(cascade, provider, self.schemas[version], quality)
+        if problem:
+            self.at_meta(where, f"versions.{version}: {problem}")
+
     def run(self) -> None:
         if not self.check_metadata():
             return
@@ -381,6 +406,7 @@ class _TopicChecker:
             if isinstance(spec, dict):
                 self.check_template(version, spec)
                 self.check_schema(version, spec)
+                self.check_cascade(version, spec)
         self.check_evaluation()
         self.check_examples()
 
