@@ -19,10 +19,7 @@ For every topic folder under ``DIR`` (default ``include/prompts``) it checks, ea
    ``{"id", "input", "expected"}``; ``input`` carries every required input field (and the context query
    field); ``expected`` matches the output schemas of ``dev``, ``prod`` and the labels with ``required`` relaxed
    (gold labels are partial, e.g. no ``confidence``) and holds what the evaluation task scores;
-8. a version's ``cascade`` parses (:class:`~pipeline_hub.cascade.spec.CascadeSpec`: also ``lower <= upper``,
-   and ``lower == 0`` for a model proxy) and fits the topic
-   (:func:`~pipeline_hub.prompts.registry.cascade_problem`: its oracle route is configured, a model proxy's
-   confidence field is in the output schema), as loading the topic for a run checks.
+8. a version's ``cascade`` parses and fits its topic (:mod:`~pipeline_hub.lifecycle.cascade_checks`).
 
 Line numbers come from the YAML/JSON node marks (PyYAML's composer also reads JSON), template line
 numbers from Jinja2's parser. Sources: JSON Schema 2020-12 (json-schema.org); OpenAI "Structured Outputs,
@@ -43,10 +40,11 @@ import jsonschema
 import yaml
 from jinja2 import nodes
 
+from pipeline_hub.lifecycle.cascade_checks import cascade_block_problem
 from pipeline_hub.lifecycle.pointers import label_problems
 from pipeline_hub.lifecycle.problems import Located, Problem, display_path, jsonable, path_text, shorten
 from pipeline_hub.lifecycle.strict_schema import strict_problems
-from pipeline_hub.prompts.registry import cascade_problem, make_env
+from pipeline_hub.prompts.registry import make_env
 
 MIN_EXAMPLES = 50
 SCHEMA_FILE = "metadata.schema.json"
@@ -91,6 +89,7 @@ class _TopicChecker:
         self.meta: dict[str, Any] = {}
         self.loc = Located("")
         self.schemas: dict[str, dict[str, Any]] = {}  # version -> output schema (parsed, valid)
+        self.flagged: set[tuple[str, ...]] = set()  # (versions, v, key) the metadata schema found wrong
 
     def add(self, path: Path | str, line: int, message: str) -> None:
         shown = path if isinstance(path, str) else display_path(path)
@@ -118,6 +117,7 @@ class _TopicChecker:
         )
         for error in sorted(validator.iter_errors(self.meta), key=lambda e: list(map(str, e.absolute_path))):
             path = list(error.absolute_path)
+            self.flagged.add(tuple(map(str, path[:3])))
             if path == ["labels"] and "propertyNames" in error.absolute_schema_path:
                 continue  # label names: label_problems below says what is wrong with which
             if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -379,24 +379,9 @@ class _TopicChecker:
 
     # -- 8: cascade ------------------------------------------------------------------------------------
     def check_cascade(self, version: str, spec: dict[str, Any]) -> None:
-        from pipeline_hub.cascade.spec import CascadeError, from_metadata
-        from pipeline_hub.providers.routing import ProviderSpec, RoutingError
-
-        where = ["versions", version, "cascade"]
-        try:
-            cascade = from_metadata(spec, self.dir.name)
-            provider = ProviderSpec.parse(self.meta.get("provider"), self.meta_display)
-        except CascadeError as exc:
-            self.at_meta(where, f"versions.{version}: {exc}")
-            return
-        except RoutingError:
-            return  # reported by the metadata schema
-        if cascade is None or version not in self.schemas:
-            return
-        quality = self.meta.get("quality") if isinstance(self.meta.get("quality"), dict) else {}
-        problem = cascade_problem(cascade, provider, self.schemas[version], quality)
-        if problem:
-            self.at_meta(where, f"versions.{version}: {problem}")
+        problem = cascade_block_problem(self.meta, self.dir.name, spec, self.schemas.get(version))
+        if problem and ("versions", version, "cascade") not in self.flagged:  # else the metadata schema said it
+            self.at_meta(["versions", version, "cascade"], f"versions.{version}: {problem}")
 
     def run(self) -> None:
         if not self.check_metadata():
