@@ -373,3 +373,13 @@ def test_the_accept_only_bound_holds_over_many_samples_of_a_calibrated_proxy():
         misses += population_agreement(result.upper) < 0.8
         accepting += result.upper <= 1.0
     assert misses / 200 <= 0.05 + 0.02 and accepting >= 150
+
+
+def test_a_run_refuses_an_undefined_proxy_connection_at_plan_time(registry, conns, raw_zone, tmp_path):
+    from pipeline_hub.exceptions import ConfigError
+
+    registry({**cascade(), "proxy": "model:llm_nowhere/some-model"})
+    with pytest.raises(ConfigError) as caught:
+        run_pipeline(raw_root=str(raw_zone), output_root=str(tmp_path / "out"), ds=DS, topics=[TOPIC])
+    assert f"topic '{TOPIC}' v1: cascade.proxy connection 'llm_nowhere' is not defined" in str(caught.value)
+    assert "\n" not in str(caught.value) and conns.calls == 0

@@ -134,21 +134,6 @@ def _with_thresholds(topic: Topic, thresholds: Thresholds | None) -> Topic:
     return dataclasses.replace(topic, prompt=dataclasses.replace(topic.prompt, cascade=cascade))
 
 
-def _check_connection(conn_id: str, what: str, where: Path) -> None:
-    """Raise :class:`CalibrationError` (one line naming the connection and ``where``) when Airflow has no
-    connection ``conn_id``."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        raise CalibrationError(
-            f"{where}: {what} connection '{conn_id}' is not defined (AIRFLOW_CONN_{conn_id.upper()}, "
-            f"`airflow connections add {conn_id}` or a secrets backend)"
-        ) from None
-
-
 def model_proxy_sample(
     topic: Topic, examples: list[dict[str, Any]], conn_id: str, cache=None
 ) -> tuple[list[float], list[bool], int]:
@@ -157,20 +142,21 @@ def model_proxy_sample(
     ``scores``: the proxy answer's confidence in [0, 1] (0 for an invalid, failed or confidence-less
     answer); ``labels``: the proxy agrees with the oracle; ``left_out``: examples quarantined by either
     pass. ``conn_id`` is the run connection; ``cache`` the response cache (default: ``open_cache()``).
-    Raises :class:`CalibrationError` naming a connection Airflow does not define, and the provider's
-    errors (one line) when the model refuses or the circuit breaker trips.
+    Raises :class:`~pipeline_hub.exceptions.ConfigError` naming a connection Airflow does not define (and
+    the metadata file), and the provider's errors (one line) when a model refuses or the breaker trips.
     """
     from pipeline_hub.providers.cache import open_cache
-    from pipeline_hub.providers.routing import get_hook, resolve_routes
+    from pipeline_hub.providers.routing import get_hook, require_connection, resolve_routes
     from pipeline_hub.stages.prompt import prompt_records
 
     spec = topic.prompt.cascade
-    _check_connection(conn_id, "the oracle's", topic.metadata_path)
-    _check_connection(str(spec.proxy.conn_id), "cascade.proxy", topic.metadata_path)
+    where = topic.metadata_path
+    require_connection(conn_id, f"{where}: the oracle's (--conn-id)")
+    require_connection(str(spec.proxy.conn_id), f"{where}: cascade.proxy")
     routes = resolve_routes(topic.provider, conn_id, get_hook(conn_id).model)
     for name in ("long_input", "fallback"):
         if routes.get(name):
-            _check_connection(routes[name]["conn_id"], f"provider.{name}", topic.metadata_path)
+            require_connection(routes[name]["conn_id"], f"{where}: provider.{name}")
     hook = get_hook(routes["primary"]["conn_id"], routes["primary"]["model"])
     records = [
         {"record_id": ex["id"], "source_uri": f"sample/{ex.get('file', '')}", "position": i, "fields": ex["input"]}
@@ -234,8 +220,9 @@ def calibrate_topic(
     "achieved", "recall_bound", "precision_bound", "reason", "metadata"}`` (bounds and estimates are shares
     in [0, 1]; a model proxy's ``positives`` are the records where it agrees with the oracle). ``conn_id``
     (the run connection) and ``cache`` (the response cache) serve a ``model:`` proxy only. Raises
-    :class:`CalibrationError` (one line, naming the file or connection) when the version has no cascade,
-    its proxy is ``none``, a connection is not defined, or the sample cannot be read;
+    :class:`CalibrationError` (one line, naming the file) when the version has no cascade, its proxy is
+    ``none``, or the sample cannot be read; a :class:`~pipeline_hub.exceptions.ConfigError` naming the
+    connection and the file when a model proxy's connection (or ``conn_id``) is not defined;
     :class:`~pipeline_hub.prompts.registry.RegistryError` for an unknown topic or version.
     """
     prompts = Path(prompts_dir) if prompts_dir else include_dir() / "prompts"

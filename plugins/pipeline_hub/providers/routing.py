@@ -124,6 +124,24 @@ def get_hook(conn_id: str, model: str | None = None):
     return LLMHook(conn_id, model=model)
 
 
+def require_connection(conn_id: str, what: str) -> None:
+    """Raise :class:`~pipeline_hub.exceptions.ConfigError` when Airflow defines no connection ``conn_id``.
+
+    The one-line message is ``<what> connection '<conn_id>' is not defined (…how to define it)``; ``what``
+    says who needs it (e.g. ``<metadata.yaml>: cascade.proxy``).
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"{what} connection '{conn_id}' is not defined (AIRFLOW_CONN_{conn_id.upper()}, "
+            f"`airflow connections add {conn_id}` or a secrets backend)"
+        ) from None
+
+
 def resolve_routes(spec: ProviderSpec, run_conn_id: str, run_model: str | None = None) -> dict[str, Any]:
     """Concrete routes for a run: ``{"mode", "primary", "long_input", "fallback", "threshold_tokens"}``.
 

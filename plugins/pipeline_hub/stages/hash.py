@@ -18,7 +18,7 @@ from pipeline_hub.config import Settings
 from pipeline_hub.exceptions import ConfigError
 from pipeline_hub.hashing import batch_hash, sha256_object
 from pipeline_hub.prompts.registry import load_topic
-from pipeline_hub.providers.routing import get_hook, resolve_routes, route_models
+from pipeline_hub.providers.routing import PROXY_ROUTE, get_hook, require_connection, resolve_routes, route_models
 from pipeline_hub.stages.cascade import with_proxy_route
 from pipeline_hub.stages.plan import (
     READ,
@@ -174,7 +174,8 @@ def run_hash(
     exits 3); the other sources run.
 
     Raises ``ConfigError`` (a ``ValueError``) when a budget cap is set but a model a pending topic may
-    call has no price in ``include/pricing.yaml``, or ``prompt_labels`` names an unknown topic or label.
+    call has no price in ``include/pricing.yaml``, ``prompt_labels`` names an unknown topic or label, or a
+    pending topic's cascade proxy names a connection Airflow does not define.
     """
     from pipeline_hub.providers.pricing import price_of
 
@@ -192,6 +193,9 @@ def run_hash(
         budget_usd=budget_usd,
         prompt_labels=prompt_labels,
     )
+    for t in plan.pending:  # a model proxy's connection: refused here, before any task asks it
+        if proxy := t.routes.get(PROXY_ROUTE):
+            require_connection(proxy["conn_id"], f"topic '{t.topic}' {t.prompt_version}: cascade.proxy")
     if budget_usd is not None:
         for t in plan.pending:
             unpriced = [m for m in route_models(t.routes) if price_of(m) is None]

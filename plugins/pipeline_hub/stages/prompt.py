@@ -77,8 +77,7 @@ async def aprompt_records(
     (thresholds: the primary connection's ``breaker_*`` extras); the other requests are then cancelled.
     """
     stats = ChunkStats(records=len(records))
-    single = {"primary": {"conn_id": hook.conn_id, "model": hook.model}}
-    routes = with_proxy_route(topic, routes or single)
+    routes = with_proxy_route(topic, routes or {"primary": {"conn_id": hook.conn_id, "model": hook.model}})
     records, protection = protect_inputs(topic, records, route_providers(hook, routes))
     if protection["policy"] != "allow":
         log.info(
