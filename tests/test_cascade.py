@@ -229,14 +229,20 @@ def test_the_rapidfuzz_proxy_keeps_the_best_candidate_by_token_sort_ratio():
     assert decide(rapidfuzz_score("Acme", []).score, t) == "oracle"
 
 
-def test_the_none_proxy_sends_everything_to_the_oracle_and_model_proxies_are_not_wired():
+def test_the_none_proxy_sends_everything_to_the_oracle_and_a_model_proxy_is_no_matching_scorer():
     spec = CascadeSpec.parse(VALID | {"proxy": "none"}, TOPIC)
     assert matching_proxy(spec) is none_score
     t = Thresholds(upper=0.0, lower=0.0, sample_size=1, calibrated_at=dt.date(2026, 12, 4))
     assert decide(matching_proxy(spec)("Acme", ["Acme"]).score, t) == "oracle"
     assert matching_proxy(CascadeSpec.parse(VALID, TOPIC)) is rapidfuzz_score
-    with pytest.raises(CascadeError, match=r"^company_matching: cascade.proxy: model:llm_small/gpt-4.1-nano is not"):
-        matching_proxy(CascadeSpec.parse(VALID | {"proxy": "model:llm_small/gpt-4.1-nano"}, TOPIC))
+    model = VALID | {"proxy": "model:llm_small/gpt-4.1-nano"}
+    # A model proxy never rejects: a lower threshold above 0 is refused, naming the field.
+    with pytest.raises(CascadeError, match=r"^company_matching: cascade.thresholds.lower: must be 0 for a model proxy"):
+        CascadeSpec.parse(model, TOPIC)
+    spec = CascadeSpec.parse(model | {"thresholds": {**VALID["thresholds"], "lower": 0.0}}, TOPIC)
+    assert (spec.proxy.conn_id, spec.proxy.model, spec.thresholds.lower) == ("llm_small", "gpt-4.1-nano", 0.0)
+    with pytest.raises(CascadeError, match=r"^company_matching: cascade.proxy: model:llm_small/gpt-4.1-nano is a"):
+        matching_proxy(spec)
 
 
 # -- the spec ---------------------------------------------------------------------------------------

@@ -29,6 +29,13 @@ Here both bounds are exact and distribution-free:
   ``upper`` is the smallest ``u >= lower`` whose bound reaches ``precision``, else
   :data:`~pipeline_hub.cascade.spec.NEVER_ACCEPT`.
 
+A proxy without a "reject" answer (a ``model:`` proxy: it answers the record or hands it to the oracle)
+learns ``upper`` only, with :func:`calibrate_accept_only`: ``labels`` then say whether the proxy's answer
+agrees with the oracle's, ``lower`` is 0 and the whole ``delta`` goes to the precision bound (one bound,
+no union), so with probability at least ``1 - delta`` the proxy-accepted answers agree with the oracle's
+at a rate of at least ``precision`` (and the cascade's answers overall at least as often, the rest being
+the oracle's own).
+
 Not done: LOTUS's importance sampling (oversampling high-score records, weighting by
 ``1 / (n * q_i)``); the sample must be uniform. Degenerate samples (empty, one class only) send every
 record to the oracle and say why in ``reason``; nothing here raises for them.
@@ -120,6 +127,44 @@ def calibrate(
             " (Bonferroni): nothing is accepted"
         )
     return _result(s, y, upper, lower, recall_bound, precision_bound, "; ".join(reasons) or None)
+
+
+def calibrate_accept_only(
+    scores: ArrayLike, labels: ArrayLike, *, precision: float, delta: float, grid: ArrayLike = GRID
+) -> Calibration:
+    """``upper`` (``lower`` = 0) so the accepted records are positive at rate >= ``precision`` w.p. >= ``1 - delta``.
+
+    For a proxy whose non-accepted records all go to the oracle (a model proxy): ``scores`` shape
+    ``(n,)`` in [0, 1], ``labels`` shape ``(n,)``, True when the proxy's answer agrees with the oracle's.
+    ``upper`` is the smallest grid point whose one-sided Clopper-Pearson lower bound of
+    P(agree | score >= u), at level ``delta / len(grid)`` (Bonferroni), reaches ``precision``; none:
+    :data:`~pipeline_hub.cascade.spec.NEVER_ACCEPT`. ``achieved``: ``precision`` = agreement of the accepted
+    records on the sample (None when none is accepted), ``recall`` None (nothing is rejected),
+    ``oracle_share`` = share not accepted; ``recall_bound`` is 1.0. Raises
+    :class:`~pipeline_hub.exceptions.InputError` as :func:`calibrate` does.
+    """
+    s, y = _checked(scores, labels, precision, 1.0, delta)
+    candidates = np.asarray(grid, dtype=float).reshape(-1)
+    if candidates.size == 0:
+        raise InputError("cascade calibration: the grid of upper thresholds is empty")
+    reason = None
+    if len(s) == 0 or not y.any():
+        why = "empty sample" if len(s) == 0 else f"the proxy agrees with the oracle on none of the {len(s)} records"
+        upper, bound, reason = NEVER_ACCEPT, 1.0, f"{why}: every record goes to the oracle"
+    else:
+        upper, bound = _upper_for_precision(s, y, precision, delta / len(candidates), candidates, 0.0)
+        if upper > 1.0:
+            reason = (
+                f"no upper threshold of {len(candidates)} certifies an agreement >= {precision} at delta = {delta:g}"
+                " (Bonferroni): nothing is accepted"
+            )
+    accepted = s >= upper
+    achieved = Achieved(
+        precision=_ratio(int((accepted & y).sum()), int(accepted.sum())),
+        recall=None,
+        oracle_share=_ratio(int((~accepted).sum()), len(s)),
+    )
+    return Calibration(upper, 0.0, len(s), achieved, 1.0, bound, reason)
 
 
 def cascade_outcome(scores: ArrayLike, labels: ArrayLike, upper: float, lower: float) -> Achieved:

@@ -12,7 +12,12 @@ best partial ratio, so a name contained in a longer, different name ("Acme" in "
 scores 90 — right for finding candidates (recall), wrong for accepting a match without the LLM
 (precision). ``token_sort_ratio`` compares the whole names, word order ignored. Source: RapidFuzz
 documentation, ``rapidfuzz.fuzz`` (rapidfuzz.github.io/RapidFuzz). The ``none`` proxy gives no score,
-so every record goes to the oracle; ``model:`` proxies are for the wiring slice.
+so every record goes to the oracle.
+
+A ``model:<conn_id>/<model>`` proxy is a cheaper LLM asked the same prompt as the oracle (the call is
+made by :mod:`pipeline_hub.stages.prompt_record`); its score is the confidence its own answer states
+(:func:`confidence_score`), and :func:`model_decision` accepts the answer when that reaches ``upper``,
+else hands the record to the oracle: a model proxy never rejects.
 """
 
 from __future__ import annotations
@@ -64,6 +69,27 @@ def decide(score: float | None, thresholds: HasThresholds | None) -> Decision:
     return "oracle"
 
 
+def model_decision(score: float | None, thresholds: HasThresholds | None) -> Decision:
+    """A model proxy's rule: ``"accept"`` when ``score >= upper``, else ``"oracle"`` (``lower`` is not used).
+
+    A model proxy's answer is a full answer, not a yes/no, so there is nothing to "reject"; ``score`` None
+    (no usable confidence) and ``thresholds`` None (not calibrated) give ``"oracle"``.
+    """
+    return "accept" if decide(score, thresholds) == "accept" else "oracle"
+
+
+def confidence_score(answer: object, field: str) -> float | None:
+    """``answer[field]`` as a model proxy's score in [0, 1], or None when it is missing or not such a number.
+
+    ``answer`` is the proxy's parsed JSON answer; ``field`` the topic's confidence field
+    (``quality.confidence_field``, default ``confidence``). Booleans are not numbers here.
+    """
+    value = answer.get(field) if isinstance(answer, dict) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return float(value) if 0.0 <= value <= 1.0 else None
+
+
 def rapidfuzz_score(query: str, candidates: Sequence[str]) -> ProxyScore:
     """The best candidate for ``query`` by ``fuzz.token_sort_ratio`` (normalised), its score / 100.
 
@@ -85,7 +111,8 @@ def none_score(query: str, candidates: Sequence[str]) -> ProxyScore:
 def matching_proxy(spec: CascadeSpec) -> Callable[[str, Sequence[str]], ProxyScore]:
     """The scoring function of a matching topic's proxy; raises :class:`CascadeError` for ``model:`` proxies.
 
-    A model proxy needs a provider connection, which this package may not import (not wired yet).
+    A model proxy is no scorer of candidates: the prompt stage asks it the record's prompt on its own route
+    (:mod:`pipeline_hub.stages.cascade`), which this package may not import.
     """
     proxy = spec.proxy
     if proxy.kind == "rapidfuzz":
@@ -93,5 +120,6 @@ def matching_proxy(spec: CascadeSpec) -> Callable[[str, Sequence[str]], ProxySco
     if proxy.kind == "none":
         return none_score
     raise CascadeError(
-        f"{spec.topic}: cascade.proxy: model:{proxy.conn_id}/{proxy.model} is not supported yet (rapidfuzz or none)"
+        f"{spec.topic}: cascade.proxy: model:{proxy.conn_id}/{proxy.model} is a model proxy, asked by the prompt"
+        " stage, not a matching scorer (rapidfuzz or none)"
     )

@@ -16,8 +16,10 @@
         achieved: {precision: 0.99, recall: 0.97, oracle_share: 0.31}   # on the sample
 
 The same constraints are in ``include/prompts/metadata.schema.json`` (``cascade``), except
-``lower <= upper``, which JSON Schema cannot say. Every error is a :class:`CascadeError` whose one-line
-message names the topic and the field.
+``lower <= upper``, which JSON Schema cannot say, and ``lower == 0`` for a ``model:`` proxy: a model proxy
+has no "reject" answer (it either answers the record, when its confidence reaches ``upper``, or hands it
+to the oracle), so only ``upper`` is learned and ``target.recall`` is not used (nothing is rejected).
+Every error is a :class:`CascadeError` whose one-line message names the topic and the field.
 
 How large a sample must be: the recall bound alone needs ``recall ** m <= delta / 2`` for ``m`` labelled
 positives (``m >= 72`` at 0.95 / 0.05), so 200 records certify nothing at a low positive rate; an
@@ -119,9 +121,17 @@ class CascadeSpec:
             if key not in target:
                 raise fields.error(f"cascade.target.{key}", "is required")
         raw_thresholds = block.get("thresholds")
+        proxy = fields.proxy(block["proxy"])
+        thresholds = None if raw_thresholds is None else fields.thresholds(raw_thresholds)
+        if proxy.kind == "model" and thresholds is not None and thresholds.lower > 0:
+            raise fields.error(
+                "cascade.thresholds.lower",
+                f"must be 0 for a model proxy (it answers or hands the record to the oracle, never rejects), "
+                f"not {thresholds.lower}",
+            )
         return cls(
             topic=topic,
-            proxy=fields.proxy(block["proxy"]),
+            proxy=proxy,
             oracle=fields.oracle(block.get("oracle", "primary")),
             precision=fields.number(target["precision"], "cascade.target.precision", 0, 1, low_open=True),
             recall=fields.number(target["recall"], "cascade.target.recall", 0, 1, low_open=True),
@@ -129,7 +139,7 @@ class CascadeSpec:
                 block.get("delta", DEFAULT_DELTA), "cascade.delta", 0, 1, low_open=True, high_open=True
             ),
             sample=fields.integer(block.get("sample", DEFAULT_SAMPLE), "cascade.sample", 1),
-            thresholds=None if raw_thresholds is None else fields.thresholds(raw_thresholds),
+            thresholds=thresholds,
         )
 
 

@@ -100,15 +100,25 @@ def calibrate(
         Path | None,
         typer.Option(help="labelled JSONL {id, input, expected} (default: the topic's examples/*.jsonl)"),
     ] = None,
+    conn_id: Annotated[
+        str,
+        typer.Option(
+            "--conn-id",
+            "--conn",
+            help="Airflow connection of the oracle model (a model: proxy only; the topic's routes apply on top)",
+        ),
+    ] = "llm_default",
 ) -> None:
     """Learn the cascade thresholds (LOTUS) on a labelled sample; write them as a new version, move dev to it.
 
-    prod and the named labels stay: score and promote the new version like a prompt change. Prints what
-    was learned as JSON; a version without a cascade block exits 2 naming the file.
+    A ``model:`` proxy is asked, with the oracle, over ``--conn-id`` (its answers agreeing with the
+    oracle's are the positives; only ``upper`` is learned). prod and the named labels stay: score and
+    promote the new version like a prompt change. Prints what was learned as JSON; a version without a
+    cascade block, or an undefined connection, exits 2 with one line naming the file or connection.
     """
     from pipeline_hub.lifecycle.calibration import calibrate_topic
 
-    typer.echo(json.dumps(calibrate_topic(topic, version, sample), indent=2, default=str))
+    typer.echo(json.dumps(calibrate_topic(topic, version, sample, conn_id=conn_id), indent=2, default=str))
 
 
 def _print_or_exit(action, *args, **kwargs) -> None:

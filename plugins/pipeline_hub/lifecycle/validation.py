@@ -18,7 +18,8 @@ For every topic folder under ``DIR`` (default ``include/prompts``) it checks, ea
 7. the labelled examples (``examples/*.jsonl``, at least :data:`MIN_EXAMPLES`) are JSON objects
    ``{"id", "input", "expected"}``; ``input`` carries every required input field (and the context query
    field); ``expected`` matches the output schemas of ``dev``, ``prod`` and the labels with ``required`` relaxed
-   (gold labels are partial, e.g. no ``confidence``) and holds what the evaluation task scores.
+   (gold labels are partial, e.g. no ``confidence``) and holds what the evaluation task scores;
+8. a version's ``cascade`` parses and fits its topic (:mod:`~pipeline_hub.lifecycle.cascade_checks`).
 
 Line numbers come from the YAML/JSON node marks (PyYAML's composer also reads JSON), template line
 numbers from Jinja2's parser. Sources: JSON Schema 2020-12 (json-schema.org); OpenAI "Structured Outputs,
@@ -39,6 +40,7 @@ import jsonschema
 import yaml
 from jinja2 import nodes
 
+from pipeline_hub.lifecycle.cascade_checks import cascade_block_problem
 from pipeline_hub.lifecycle.pointers import label_problems
 from pipeline_hub.lifecycle.problems import Located, Problem, display_path, jsonable, path_text, shorten
 from pipeline_hub.lifecycle.strict_schema import strict_problems
@@ -87,6 +89,7 @@ class _TopicChecker:
         self.meta: dict[str, Any] = {}
         self.loc = Located("")
         self.schemas: dict[str, dict[str, Any]] = {}  # version -> output schema (parsed, valid)
+        self.flagged: set[tuple[str, ...]] = set()  # (versions, v, key) the metadata schema found wrong
 
     def add(self, path: Path | str, line: int, message: str) -> None:
         shown = path if isinstance(path, str) else display_path(path)
@@ -114,6 +117,7 @@ class _TopicChecker:
         )
         for error in sorted(validator.iter_errors(self.meta), key=lambda e: list(map(str, e.absolute_path))):
             path = list(error.absolute_path)
+            self.flagged.add(tuple(map(str, path[:3])))
             if path == ["labels"] and "propertyNames" in error.absolute_schema_path:
                 continue  # label names: label_problems below says what is wrong with which
             if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -373,6 +377,12 @@ class _TopicChecker:
         if count < MIN_EXAMPLES:
             self.add(files[0], 1, f"{count} labelled examples; at least {MIN_EXAMPLES} are required")
 
+    # -- 8: cascade ------------------------------------------------------------------------------------
+    def check_cascade(self, version: str, spec: dict[str, Any]) -> None:
+        problem = cascade_block_problem(self.meta, self.dir.name, spec, self.schemas.get(version))
+        if problem and ("versions", version, "cascade") not in self.flagged:  # else the metadata schema said it
+            self.at_meta(["versions", version, "cascade"], f"versions.{version}: {problem}")
+
     def run(self) -> None:
         if not self.check_metadata():
             return
@@ -381,6 +391,7 @@ class _TopicChecker:
             if isinstance(spec, dict):
                 self.check_template(version, spec)
                 self.check_schema(version, spec)
+                self.check_cascade(version, spec)
         self.check_evaluation()
         self.check_examples()
 

@@ -185,6 +185,35 @@ def make_env(prompts_dir: Path) -> jinja2.Environment:
     )
 
 
+def cascade_problem(
+    cascade: CascadeSpec, provider: ProviderSpec, schema: dict[str, Any], quality: dict[str, Any]
+) -> str | None:
+    """What makes a version's cascade unusable with its topic's routes and output schema, or None.
+
+    - ``cascade.oracle`` ``long_input`` or ``fallback`` needs that ``provider`` route: the oracle records
+      would otherwise go somewhere the block does not say (refused rather than silently sent to primary);
+    - an oracle other than ``primary`` with ``provider.mode: batch``: batch jobs answer on the primary route;
+    - a ``model:`` proxy is scored by its answer's confidence field (``quality.confidence_field``, default
+      ``confidence``), which the output ``schema`` must declare among its ``properties``.
+    """
+    oracle = cascade.oracle
+    if oracle in ("long_input", "fallback") and getattr(provider, oracle) is None:
+        return (
+            f"cascade.oracle: {oracle} names provider.{oracle}, which this topic does not configure "
+            f"(add provider.{oracle}, or use oracle: primary)"
+        )
+    if oracle != "primary" and provider.mode == "batch":
+        return f"cascade.oracle: {oracle}: provider.mode batch answers on the primary route; use oracle: primary"
+    if cascade.proxy.kind == "model":
+        confidence = str(quality.get("confidence_field") or "confidence")
+        if confidence not in (schema.get("properties") or {}):
+            return (
+                f"cascade.proxy: a model proxy is scored by its answer's '{confidence}' (quality.confidence_field), "
+                "which the version's output schema does not declare among its properties"
+            )
+    return None
+
+
 def list_topics(prompts_dir: Path | None = None) -> list[str]:
     """Names of the topic folders (those holding a ``metadata.yaml``), sorted."""
     root = prompts_dir or include_dir() / "prompts"
@@ -239,6 +268,9 @@ def load_topic(name: str, prompts_dir: Path | None = None, pointer: str = "prod"
         cascade = from_metadata(spec, name)
     except CascadeError as exc:
         raise RegistryError(f"{meta_path}: versions.{chosen}: {exc}") from None
+    problem = None if cascade is None else cascade_problem(cascade, provider, schema, meta.get("quality") or {})
+    if problem:
+        raise RegistryError(f"{meta_path}: versions.{chosen}: {name}: {problem}")
     return Topic(
         name=name,
         description=meta.get("description", ""),

@@ -17,6 +17,12 @@ At plan time the routes are resolved to concrete ``{"conn_id", "model"}`` pairs 
 and pinned in the run plan, so every mapped task of a run uses the same models. At call time a
 :class:`RoutedSession` picks the route of each record and falls back when the primary gives up.
 
+A version with a model cascade (``versions.<v>.cascade.proxy: model:<conn_id>/<model>``,
+:mod:`pipeline_hub.cascade`) adds a fourth, ``proxy`` route (:data:`PROXY_ROUTE`) to the run's routes: the
+cheap model asked first. It is never a fallback target and has none of its own (a failed proxy answer goes
+to the oracle). ``RoutedSession.complete(messages, route=...)`` sends to a named route (the proxy, or the
+cascade's oracle route); without ``route`` the usual pick applies.
+
 Token counts for routing are an estimate, ``ceil(characters / 4)`` of the rendered messages: OpenAI's
 rule of thumb ("What are tokens and how to count them", help.openai.com) for English text. An exact
 tokenizer (tiktoken) would download its vocabulary at run time, which the pipeline must not do.
@@ -36,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MODES = ("stream", "batch")
 ROUTES = ("primary", "long_input", "fallback")
+# The model proxy of a cascade: a route of its own, asked before the oracle (pipeline_hub.stages.cascade).
+PROXY_ROUTE = "proxy"
 
 
 class RoutingError(ConfigError):
@@ -116,6 +124,24 @@ def get_hook(conn_id: str, model: str | None = None):
     return LLMHook(conn_id, model=model)
 
 
+def require_connection(conn_id: str, what: str) -> None:
+    """Raise :class:`~pipeline_hub.exceptions.ConfigError` when Airflow defines no connection ``conn_id``.
+
+    The one-line message is ``<what> connection '<conn_id>' is not defined (…how to define it)``; ``what``
+    says who needs it (e.g. ``<metadata.yaml>: cascade.proxy``).
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"{what} connection '{conn_id}' is not defined (AIRFLOW_CONN_{conn_id.upper()}, "
+            f"`airflow connections add {conn_id}` or a secrets backend)"
+        ) from None
+
+
 def resolve_routes(spec: ProviderSpec, run_conn_id: str, run_model: str | None = None) -> dict[str, Any]:
     """Concrete routes for a run: ``{"mode", "primary", "long_input", "fallback", "threshold_tokens"}``.
 
@@ -142,8 +168,8 @@ def resolve_routes(spec: ProviderSpec, run_conn_id: str, run_model: str | None =
 
 
 def route_models(routes: dict[str, Any]) -> list[str]:
-    """Every model a run's ``routes`` may call, primary first."""
-    return [routes[r]["model"] for r in ROUTES if routes.get(r)]
+    """Every model a run's ``routes`` may call, primary first, the cascade's proxy model last."""
+    return [routes[r]["model"] for r in (*ROUTES, PROXY_ROUTE) if routes.get(r)]
 
 
 @dataclass
@@ -151,7 +177,8 @@ class RoutedSession:
     """Call sessions for a topic's routes inside one task; use ``async with RoutedSession(routes, cache)``.
 
     ``complete`` takes the same arguments as :meth:`~pipeline_hub.providers.session.CallSession.complete`
-    and returns its ``Completion`` with ``route`` set to ``primary``, ``long_input`` or ``fallback``.
+    and returns its ``Completion`` with ``route`` set to ``primary``, ``long_input``, ``fallback`` or
+    ``proxy`` (:data:`PROXY_ROUTE`, when ``routes`` has one).
     """
 
     routes: dict[str, Any]
@@ -178,7 +205,7 @@ class RoutedSession:
 
     async def __aenter__(self) -> RoutedSession:
         self._stack = AsyncExitStack()
-        for name in ROUTES:
+        for name in (*ROUTES, PROXY_ROUTE):
             if self.routes.get(name) and name not in self.hooks:
                 self.hooks[name] = get_hook(self.routes[name]["conn_id"], self.routes[name]["model"])
         for name, hook in self.hooks.items():
@@ -200,21 +227,28 @@ class RoutedSession:
         """Cache an answer obtained elsewhere (a batch job) as if the primary route had given it."""
         self.sessions["primary"].store(messages, completion, **kwargs)
 
-    async def complete(self, messages: list[dict[str, str]], **kwargs: Any):
-        """Send ``messages`` on the picked route; on exhausted retries, once more on ``fallback``.
+    async def complete(self, messages: list[dict[str, str]], *, route: str | None = None, **kwargs: Any):
+        """Send ``messages`` on ``route`` (None: :meth:`pick`); on exhausted retries, once more on ``fallback``.
 
-        Raises the route's :class:`~pipeline_hub.providers.errors.CallFailed` when it gives up (without
-        a fallback, or on an error retrying cannot fix); when the fallback gives up too, its
-        ``CallFailed`` with the primary's failure appended (both connections named).
+        ``route`` names one of this session's routes (``primary``, ``long_input``, ``fallback``, ``proxy``);
+        a ``long_input`` asked for by name is used whatever the input's length. Only ``primary`` and
+        ``long_input`` fall back: ``fallback`` has nowhere to go, and a failed ``proxy`` answer is the
+        caller's to hand to the oracle. Raises :class:`KeyError` for a route the session does not have, and
+        the route's :class:`~pipeline_hub.providers.errors.CallFailed` when it gives up (without a fallback,
+        or on an error retrying cannot fix); when the fallback gives up too, its ``CallFailed`` with the
+        first route's failure appended (both connections named).
         """
         from pipeline_hub.providers.errors import CallFailed  # not at import: DAG files import this module
 
-        route = self.pick(messages)
+        route = route or self.pick(messages)
+        if route not in self.sessions:
+            raise KeyError(f"no route '{route}' in this session (routes: {', '.join(self.sessions)})")
         try:
             completion = await self.sessions[route].complete(messages, **kwargs)
         except CallFailed as exc:
             hook = self.hooks[route]
-            if "fallback" not in self.sessions or not hook.is_retryable(exc):
+            can_fall_back = route in ("primary", "long_input") and "fallback" in self.sessions
+            if not can_fall_back or not hook.is_retryable(exc):
                 raise
             fb = self.routes["fallback"]
             log.warning("%s; falling back to connection %s model %s", exc, fb["conn_id"], fb["model"])

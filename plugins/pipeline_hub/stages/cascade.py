@@ -11,10 +11,26 @@ show), and :func:`pipeline_hub.cascade.proxy.decide` makes it
 - ``oracle``: the record is prompted as without a cascade.
 
 A proxy answer is validated against the record's output schema like a model's; one that does not fit
-goes to the oracle. Records answered here are counted on the route :data:`PROXY_ROUTE` (``routes`` of
+goes to the oracle. Records answered by a proxy are counted on the route :data:`PROXY_ROUTE` (``routes`` of
 the chunk's stats, ``records_by_route`` of the manifest) and publish ``route = "proxy"``; every other
-published row has ``route = "oracle"``. Without thresholds, with the ``none`` proxy, or on a topic
-without reference candidates, every record goes to the oracle. Nothing here logs record text.
+published row has ``route = "oracle"``. Without thresholds, with the ``none`` proxy, or (rapidfuzz) on a
+topic without reference candidates, every record goes to the oracle. Nothing here logs record text.
+
+A ``model:<conn_id>/<model>`` proxy (classification, extraction, matching alike) is a cheaper model on a
+route of its own (:func:`proxy_route`, :data:`~pipeline_hub.providers.routing.PROXY_ROUTE`): the prompt
+stage sends it the record's rendered prompt with the same structured output, validates its answer as the
+oracle's (one attempt, no repair), and scores it by the answer's confidence field
+(:func:`model_proxy_score`: ``quality.confidence_field``, default ``confidence``). ``score >= upper``
+publishes the proxy's answer (``model`` = the proxy model); anything else (a lower confidence, an invalid
+answer, a failed call) goes to the oracle, whose record then carries the usage of both calls. A model
+proxy never rejects (``lower`` is 0). Records a provider batch job already answered are not asked again.
+
+The oracle is the route the cascade names (``cascade.oracle``, :func:`oracle_route`): ``primary`` is the
+topic's usual routing (long inputs to ``long_input``, retries exhausted to ``fallback``); ``long_input``
+or ``fallback`` sends every oracle record to that route. The registry refuses, at load time, a cascade
+naming a route the topic's ``provider`` section does not configure
+(:func:`pipeline_hub.prompts.registry.cascade_problem`): sending its records elsewhere than the block
+says would silently change who answers.
 
 Source: LOTUS (Patel et al., "Semantic Operators", VLDB 2025), model cascades with a proxy and an oracle.
 """
@@ -23,10 +39,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_hub.cascade.proxy import ProxyScore, decide, rapidfuzz_score
+from pipeline_hub.cascade.proxy import ProxyScore, confidence_score, decide, model_decision, rapidfuzz_score
 from pipeline_hub.prompts.registry import Topic
+from pipeline_hub.providers.routing import PROXY_ROUTE
 
-PROXY_ROUTE = "proxy"
 ORACLE_ROUTE = "oracle"
 PROXY_MODEL = "rapidfuzz:token_sort_ratio"  # the published ``model`` of a proxy-answered row
 
@@ -82,14 +98,67 @@ def proxy_answer(topic: Topic, record: dict[str, Any], variables: dict[str, Any]
     return answer if validator.is_valid(answer) else None
 
 
-def cascade_summary(records_by_route: dict[str, int], cost_usd: float) -> dict[str, Any]:
-    """The manifest's ``usage.cascade``: ``{"proxy", "oracle", "calls_saved", "cost_saved_usd"}``.
+def proxy_route(topic: Topic) -> dict[str, str] | None:
+    """``{"conn_id", "model"}`` of the version's calibrated ``model:`` proxy, None without one.
 
-    ``proxy``/``oracle``: records answered by each; ``calls_saved``: at least one call per proxy answer;
-    ``cost_saved_usd``: proxy answers times the mean cost (USD) of an oracle-answered record in this run
-    (an estimate; None when no record went to the oracle).
+    An uncalibrated model proxy is never asked, so it needs no route (nor its connection).
+    """
+    cascade = topic.prompt.cascade
+    if cascade is None or cascade.proxy.kind != "model" or cascade.thresholds is None:
+        return None
+    return {"conn_id": str(cascade.proxy.conn_id), "model": str(cascade.proxy.model)}
+
+
+def with_proxy_route(topic: Topic, routes: dict[str, Any]) -> dict[str, Any]:
+    """``routes`` (:func:`pipeline_hub.providers.routing.resolve_routes`) plus the ``proxy`` route of a
+    calibrated model proxy (:func:`proxy_route`); ``routes`` itself when there is none or it has one."""
+    route = proxy_route(topic)
+    if route is None or routes.get(PROXY_ROUTE):
+        return routes
+    return {**routes, PROXY_ROUTE: route}
+
+
+def oracle_route(topic: Topic) -> str | None:
+    """The route the cascade's oracle records go to by name (``long_input`` or ``fallback``), or None for
+    the usual routing (no cascade, or ``oracle: primary``)."""
+    cascade = topic.prompt.cascade
+    return None if cascade is None or cascade.oracle == "primary" else cascade.oracle
+
+
+def model_proxy_score(topic: Topic, answer: Any) -> float | None:
+    """The model proxy's score of its (schema-valid) ``answer``: its confidence field in [0, 1], else None."""
+    return confidence_score(answer, (topic.quality or {}).get("confidence_field", "confidence"))
+
+
+def model_proxy_accepts(topic: Topic, answer: Any) -> bool:
+    """True when the version's calibrated model proxy publishes ``answer`` (its score reaches ``upper``)."""
+    cascade = topic.prompt.cascade
+    thresholds = None if cascade is None else cascade.thresholds
+    return model_decision(model_proxy_score(topic, answer), thresholds) == "accept"
+
+
+def cascade_summary(
+    records_by_route: dict[str, int], cost_usd: float, *, proxy_calls: int = 0, proxy_cost_usd: float = 0.0
+) -> dict[str, Any]:
+    """The manifest's ``usage.cascade``: ``{"proxy", "oracle", "calls_saved", "proxy_calls", "proxy_cost_usd",
+    "cost_saved_usd"}``.
+
+    ``proxy``/``oracle``: records answered by each; ``calls_saved``: oracle calls avoided, at least one per
+    proxy answer; ``proxy_calls``/``proxy_cost_usd``: calls made to a model proxy and their cost (USD; 0
+    for a rapidfuzz proxy), whether the proxy's answer was kept or the record went on to the oracle.
+    ``cost_saved_usd`` is net: proxy answers times the mean oracle cost of an oracle-answered record
+    (``(cost_usd - proxy_cost_usd) / oracle``), minus what the proxy calls cost; an estimate, negative when
+    the proxy cost more than it saved, None when no record went to the oracle.
     """
     proxy = int(records_by_route.get(PROXY_ROUTE, 0))
     oracle = sum(int(n) for route, n in records_by_route.items() if route != PROXY_ROUTE)
-    saved = round(cost_usd / oracle * proxy, 6) if oracle else None
-    return {"proxy": proxy, "oracle": oracle, "calls_saved": proxy, "cost_saved_usd": saved}
+    oracle_cost = max(0.0, cost_usd - proxy_cost_usd)
+    saved = round(oracle_cost / oracle * proxy - proxy_cost_usd, 6) if oracle else None
+    return {
+        "proxy": proxy,
+        "oracle": oracle,
+        "calls_saved": proxy,
+        "proxy_calls": int(proxy_calls),
+        "proxy_cost_usd": round(proxy_cost_usd, 6),
+        "cost_saved_usd": saved,
+    }

@@ -18,7 +18,8 @@ from pipeline_hub.config import Settings
 from pipeline_hub.exceptions import ConfigError
 from pipeline_hub.hashing import batch_hash, sha256_object
 from pipeline_hub.prompts.registry import load_topic
-from pipeline_hub.providers.routing import get_hook, resolve_routes, route_models
+from pipeline_hub.providers.routing import PROXY_ROUTE, get_hook, require_connection, resolve_routes, route_models
+from pipeline_hub.stages.cascade import with_proxy_route
 from pipeline_hub.stages.plan import (
     READ,
     REJECTED,
@@ -129,7 +130,9 @@ def hash_and_plan(
             cascade_sha256=topic.prompt.cascade_sha256,
             prompt_label=label,
             batch_hash=plan.sources.get(topic.source, {}).get("batch_hash"),
-            routes=resolve_routes(topic.provider, llm_conn_id, model),
+            # A calibrated model proxy is a route too (pinned, priced, shown in the manifest; not in the identity,
+            # which holds the cascade block itself).
+            routes=with_proxy_route(topic, resolve_routes(topic.provider, llm_conn_id, model)),
         )
         if tp.batch_hash is None:
             tp.status = reasons.NO_INPUT
@@ -171,7 +174,8 @@ def run_hash(
     exits 3); the other sources run.
 
     Raises ``ConfigError`` (a ``ValueError``) when a budget cap is set but a model a pending topic may
-    call has no price in ``include/pricing.yaml``, or ``prompt_labels`` names an unknown topic or label.
+    call has no price in ``include/pricing.yaml``, ``prompt_labels`` names an unknown topic or label, or a
+    pending topic's cascade proxy names a connection Airflow does not define.
     """
     from pipeline_hub.providers.pricing import price_of
 
@@ -189,14 +193,17 @@ def run_hash(
         budget_usd=budget_usd,
         prompt_labels=prompt_labels,
     )
+    for t in plan.pending:  # a model proxy's connection: refused here, before any task asks it
+        if proxy := t.routes.get(PROXY_ROUTE):
+            require_connection(proxy["conn_id"], f"topic '{t.topic}' {t.prompt_version}: cascade.proxy")
     if budget_usd is not None:
         for t in plan.pending:
             unpriced = [m for m in route_models(t.routes) if price_of(m) is None]
             if unpriced:
                 raise ConfigError(
                     f"budget_usd is set but model(s) {unpriced} of topic '{t.topic}' (connection "
-                    f"'{llm_conn_id}' or the topic's provider routes) have no price in genai-prices or "
-                    "include/pricing.yaml: "
+                    f"'{llm_conn_id}', the topic's provider routes or its cascade proxy) have no price in "
+                    "genai-prices or include/pricing.yaml: "
                     "add them, or run without a budget cap"
                 )
     skipped = {t.topic: t.status for t in plan.topics if t.status != "pending"}

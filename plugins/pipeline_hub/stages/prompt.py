@@ -32,7 +32,7 @@ from pipeline_hub.providers.breaker import CircuitBreaker
 from pipeline_hub.providers.routing import RoutedSession, get_hook
 from pipeline_hub.providers.session import Completion
 from pipeline_hub.stages.budget import Budget
-from pipeline_hub.stages.cascade import PROXY_ROUTE
+from pipeline_hub.stages.cascade import with_proxy_route
 from pipeline_hub.stages.chunk import read_chunk
 from pipeline_hub.stages.plan import RunPlan, plan_topic
 from pipeline_hub.stages.progress import ProgressReporter
@@ -62,7 +62,9 @@ async def aprompt_records(
 
     ``hook`` is the primary chat hook (``LLMHook`` or ``BedrockLLMHook``); ``routes`` (from
     :func:`pipeline_hub.providers.routing.resolve_routes`, pinned in the run plan) adds long-input routing and a
-    fallback; without it every record goes to ``hook``.
+    fallback; without it every record goes to ``hook``. A version with a calibrated model proxy
+    (``cascade.proxy: model:<conn_id>/<model>``) adds its ``proxy`` route here when ``routes`` lacks it
+    (:func:`pipeline_hub.stages.cascade.with_proxy_route`), so the CLI and ``score`` ask it as runs do.
 
     A result is ``{"record_id", "source_uri", "position", "status": "ok"|"quarantined", "usage", ...}``
     with ``answer`` and ``fields`` (the topic's kept input fields only) when ok, ``reason`` and
@@ -75,6 +77,7 @@ async def aprompt_records(
     (thresholds: the primary connection's ``breaker_*`` extras); the other requests are then cancelled.
     """
     stats = ChunkStats(records=len(records))
+    routes = with_proxy_route(topic, routes or {"primary": {"conn_id": hook.conn_id, "model": hook.model}})
     records, protection = protect_inputs(topic, records, route_providers(hook, routes))
     if protection["policy"] != "allow":
         log.info(
@@ -85,10 +88,7 @@ async def aprompt_records(
         )
     validator = jsonschema.Draft202012Validator(topic.prompt.output_schema)
     budget = budget or Budget(model=hook.model)
-    if routes is None:
-        router = RoutedSession.single(hook, cache)
-    else:
-        router = RoutedSession(routes=routes, cache=cache, hooks={"primary": hook})
+    router = RoutedSession(routes=routes, cache=cache, hooks={"primary": hook})
     prefilled = prefilled or {}
     breaker = CircuitBreaker.for_hook(hook)
     results: list[dict[str, Any] | None] = [None] * len(records)
@@ -198,11 +198,19 @@ def run_prompt(item: dict[str, Any], prefilled: dict[str, Any] | None = None) ->
         "latency_s": round(stats.latency_s, 3),
         "routes": stats.routes,
         "provider_failures": stats.provider_failures,
-        # Per-record provider latency (s) of records that needed a call, for p50/p95 in the manifest.
+        # A model proxy's calls and cost (included in llm_calls and cost_usd) and how its answers ended.
+        "proxy_calls": stats.proxy_calls,
+        "proxy_cost_usd": round(stats.proxy_cost_usd, 6),
+        "proxy_outcomes": stats.proxy_outcomes,
+        # Per-record provider latency (s) of records that made a call (not a rapidfuzz proxy answer, a cache
+        # hit, a batch answer or a record stopped before its first call), for p50/p95 in the manifest.
         "record_latencies_s": [
             round(r["usage"]["latency_s"], 4)
             for r in results
-            if "usage" in r and not r["usage"]["cache_hit"] and r["usage"]["route"] not in ("batch", PROXY_ROUTE)
+            if "usage" in r
+            and not r["usage"]["cache_hit"]
+            and r["usage"]["route"] != "batch"
+            and r["usage"]["attempts"] > 0
         ],
         "budget": {
             "cap_usd": budget.cap_usd,

@@ -59,11 +59,12 @@ def build_variables(topic: Topic, record: dict[str, Any]) -> tuple[dict[str, Any
 
 
 def route_providers(hook, routes: dict[str, Any] | None) -> list[str]:
-    """Where a record of this chunk may be sent: the primary hook's provider and every other route's."""
-    from pipeline_hub.providers.routing import get_hook
+    """Where a record of this chunk may be sent: the primary hook's provider and every other route's
+    (long input, fallback, and a cascade's model proxy)."""
+    from pipeline_hub.providers.routing import PROXY_ROUTE, get_hook
 
     providers = [hook.provider]
-    for name in ("long_input", "fallback"):
+    for name in ("long_input", "fallback", PROXY_ROUTE):
         route = (routes or {}).get(name)
         if route:
             providers.append(get_hook(route["conn_id"], route.get("model")).provider)

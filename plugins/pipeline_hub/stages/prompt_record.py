@@ -4,8 +4,10 @@ with ``jsonschema`` (Draft 2020-12), one repair attempt when it is invalid; and 
 
 A record ends ``ok`` or quarantined as ``missing_field``, ``invalid_output``, ``budget_exhausted`` or
 ``provider_error`` (see :mod:`pipeline_hub.stages.prompt`). A version with a calibrated cascade answers
-the records its proxy is sure of without a call (:mod:`pipeline_hub.stages.cascade`). Nothing here logs
-record text.
+the records its proxy is sure of (:mod:`pipeline_hub.stages.cascade`): a rapidfuzz proxy without a call, a
+model proxy with one call on its ``proxy`` route, the same prompt and validation (one attempt, no repair:
+an invalid or failed proxy answer, or one below ``upper``, goes to the oracle and never quarantines the
+record by itself). The oracle's calls go to the cascade's oracle route. Nothing here logs record text.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from pipeline_hub.providers.errors import BudgetExhausted, CallFailed
 from pipeline_hub.providers.routing import RoutedSession
 from pipeline_hub.providers.session import Completion
 from pipeline_hub.stages.budget import Budget
-from pipeline_hub.stages.cascade import ORACLE_ROUTE, PROXY_MODEL, PROXY_ROUTE, proxy_answer
+from pipeline_hub.stages.cascade import (
+    ORACLE_ROUTE,
+    PROXY_MODEL,
+    PROXY_ROUTE,
+    model_proxy_accepts,
+    oracle_route,
+    proxy_answer,
+    proxy_route,
+)
 from pipeline_hub.stages.prompt_inputs import build_variables
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,11 @@ class ChunkStats:
     latency_s: float = 0.0
     routes: dict[str, int] = field(default_factory=dict)  # records answered per route
     provider_failures: dict[str, int] = field(default_factory=dict)  # provider_error records by last failure
+    # A model proxy (cascade): calls made on its route (in ``calls`` too), their cost (USD, in ``cost_usd``
+    # too), and how its answers ended: accepted | unsure (below upper) | invalid | failed | budget.
+    proxy_calls: int = 0
+    proxy_cost_usd: float = 0.0
+    proxy_outcomes: dict[str, int] = field(default_factory=dict)
 
     def quarantine(self, reason: str) -> None:
         """Count one record quarantined with ``reason`` (a :mod:`pipeline_hub.reasons` code)."""
@@ -147,17 +162,25 @@ async def _answer_record(
     params = dict(topic.prompt.model_params)
     error = None
     # cache_hit stays True only while every answer came from the cache; cascade is None without a cascade,
-    # else "oracle" (a proxy answer returned above).
+    # else "oracle" (a proxy answer returned above or below).
     usage = {**_NO_CALL, "cache_hit": True, "model": None, "route": None, "cascade": cascade}
+    request = {"schema": schema, "schema_name": topic.name, "params": params, "gate": budget.open}
+    if prefilled is None and proxy_route(topic) is not None:  # a batch job's answer is not asked again
+        answer = await _ask_proxy(session, topic, validator, messages, request, stats, budget, usage)
+        if answer is not None:
+            stats.ok += 1
+            stats.routes[PROXY_ROUTE] = stats.routes.get(PROXY_ROUTE, 0) + 1
+            _count_usage(stats, usage)
+            kept = {k: record["fields"].get(k) for k in topic.keep_fields}
+            return {**base, "status": "ok", "answer": answer, "usage": usage, "fields": kept}
+    oracle = oracle_route(topic)  # None: the usual routing (primary, long input, fallback)
     for attempt in range(2):  # first answer + one repair
         try:
             if attempt == 0 and prefilled is not None:  # answered by a provider batch job
                 completion = prefilled
                 session.store(messages, completion, schema=schema, params=params)
             else:
-                completion = await session.complete(
-                    messages, schema=schema, schema_name=topic.name, params=params, gate=budget.open
-                )
+                completion = await session.complete(messages, route=oracle, **request)
         except BudgetExhausted:
             stats.quarantine(reasons.BUDGET_EXCEEDED)
             _count_usage(stats, usage)
@@ -185,16 +208,7 @@ async def _answer_record(
             return {**provider_error_result(base, exc, usage), "_failure": exc}
         if not completion.cache_hit:
             sent.append(True)
-        cost = 0.0 if completion.cache_hit else budget.charge(completion)
-        stats.calls += completion.attempts
-        stats.cache_hits += int(completion.cache_hit)
-        for key in ("prompt_tokens", "completion_tokens", "attempts"):
-            usage[key] += getattr(completion, key)
-        usage["latency_s"] += 0.0 if completion.cache_hit else completion.latency_s
-        usage["answer_latency_s"] += completion.latency_s
-        usage["cache_hit"] = usage["cache_hit"] and completion.cache_hit
-        usage["cost_usd"] += cost
-        usage["model"], usage["route"] = completion.model, completion.route
+        _add_completion(stats, usage, budget, completion)
         try:
             answer = json.loads(completion.content)
             error = _schema_error(validator, answer)
@@ -232,6 +246,79 @@ async def _answer_record(
         "raw_answer": completion.content,
         "usage": usage,
     }
+
+
+async def _ask_proxy(
+    session: RoutedSession,
+    topic: Topic,
+    validator,
+    messages: list[dict[str, str]],
+    request: dict[str, Any],
+    stats: ChunkStats,
+    budget: Budget,
+    usage: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The model proxy's answer to ``messages`` when it is valid and sure enough (``usage`` then names the
+    proxy), else None (the oracle answers; ``usage`` keeps the proxy call's tokens and cost).
+
+    One attempt, no repair. ``usage["proxy"]`` records the proxy call alone: ``{"model", "prompt_tokens",
+    "completion_tokens", "cost_usd", "outcome"}`` (outcome: accepted | unsure | invalid | failed | budget).
+    Provider refusals (401/403/404, a :class:`~pipeline_hub.exceptions.ProviderError` other than
+    ``CallFailed``) are raised: a misconfigured proxy connection fails the task like the primary's.
+    """
+    route = session.routes[PROXY_ROUTE]
+    mine = {"model": route["model"], "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+
+    def outcome(name: str) -> None:
+        usage["proxy"] = {**mine, "outcome": name}
+        stats.proxy_outcomes[name] = stats.proxy_outcomes.get(name, 0) + 1
+
+    try:
+        completion = await session.complete(messages, route=PROXY_ROUTE, **request)
+    except BudgetExhausted:  # the oracle's call meets the same closed gate and quarantines the record
+        outcome("budget")
+        return None
+    except CallFailed as exc:  # retries exhausted: the oracle answers this record
+        stats.calls += exc.attempts
+        stats.proxy_calls += exc.attempts
+        usage["attempts"] += exc.attempts
+        usage["cache_hit"] = False
+        log.warning("cascade proxy: %s; the oracle answers the record", exc)  # connection, model, failure only
+        outcome("failed")
+        return None
+    cost = _add_completion(stats, usage, budget, completion)
+    stats.proxy_calls += completion.attempts
+    stats.proxy_cost_usd += cost
+    mine |= {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+    mine["cost_usd"] = cost
+    try:
+        answer = json.loads(completion.content)
+    except json.JSONDecodeError:
+        answer = None
+    if answer is None or _schema_error(validator, answer) is not None:
+        outcome("invalid")
+        return None
+    if not model_proxy_accepts(topic, answer):
+        outcome("unsure")
+        return None
+    outcome("accepted")
+    usage["cascade"] = PROXY_ROUTE
+    return answer
+
+
+def _add_completion(stats: ChunkStats, usage: dict[str, Any], budget: Budget, completion: Completion) -> float:
+    """Fold one completion into the chunk's counters and the record's ``usage``; returns its cost (USD)."""
+    cost = 0.0 if completion.cache_hit else budget.charge(completion)
+    stats.calls += completion.attempts
+    stats.cache_hits += int(completion.cache_hit)
+    for key in ("prompt_tokens", "completion_tokens", "attempts"):
+        usage[key] += getattr(completion, key)
+    usage["latency_s"] += 0.0 if completion.cache_hit else completion.latency_s
+    usage["answer_latency_s"] += completion.latency_s
+    usage["cache_hit"] = usage["cache_hit"] and completion.cache_hit
+    usage["cost_usd"] += cost
+    usage["model"], usage["route"] = completion.model, completion.route
+    return cost
 
 
 # A record's usage before any call (a proxy answer keeps it): answer_latency_s is the provider latency of

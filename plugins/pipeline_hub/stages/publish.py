@@ -74,12 +74,15 @@ def write_metrics(sanitized_root: str, manifest: dict[str, Any]) -> None:
 
 
 def _collect_stats(answers_dir) -> dict[str, Any]:
-    """Per-topic usage from the chunks' ``_stats-*.json``: totals, cost, cache hit rate, p50/p95 latency."""
+    """Per-topic usage from the chunks' ``_stats-*.json``: totals, cost, cache hit rate, p50/p95 latency, and
+    a cascade's model-proxy calls, cost and outcomes (``proxy_calls``, ``proxy_cost_usd``, ``proxy_outcomes``;
+    0 and empty for chunks without them)."""
     import numpy as np
 
     keys = ("records", "llm_calls", "cache_hits", "prompt_tokens", "completion_tokens")
     totals: Counter = Counter({k: 0 for k in keys})
     cost, latencies, exceeded, routes = 0.0, [], False, Counter()
+    proxy_calls, proxy_cost, proxy_outcomes = 0, 0.0, Counter()
     if answers_dir.exists():
         for p in answers_dir.iterdir():
             if p.name.startswith("_stats-"):
@@ -89,6 +92,9 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
                 latencies += s["record_latencies_s"]
                 exceeded = exceeded or bool(s["quarantined"].get("budget_exceeded"))
                 routes.update(s.get("routes") or {})
+                proxy_calls += int(s.get("proxy_calls") or 0)
+                proxy_cost += float(s.get("proxy_cost_usd") or 0.0)
+                proxy_outcomes.update(s.get("proxy_outcomes") or {})
     lookups = totals["cache_hits"] + totals["llm_calls"]
     p50, p95 = np.percentile(latencies, [50, 95]).round(4).tolist() if latencies else (None, None)
     return {
@@ -99,6 +105,9 @@ def _collect_stats(answers_dir) -> dict[str, Any]:
         "latency_p95_s": p95,
         "budget_exceeded": exceeded,
         "records_by_route": dict(routes),
+        "proxy_calls": proxy_calls,
+        "proxy_cost_usd": round(proxy_cost, 6),
+        "proxy_outcomes": dict(proxy_outcomes),
     }
 
 
@@ -175,8 +184,14 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
     source = plan.sources[tp.source]
     objects, counts["objects"] = object_listing(plan, tp.source)  # every raw object: read/skipped/rejected
     usage = _collect_stats(storage.join(plan.staging, "answers", topic.name))
+    proxy = {k: usage.pop(k) for k in ("proxy_calls", "proxy_cost_usd", "proxy_outcomes")}  # cascade only
     if topic.prompt.cascade is not None:
-        usage["cascade"] = cascade_summary(usage["records_by_route"], usage["cost_usd"])
+        usage["cascade"] = cascade_summary(
+            usage["records_by_route"],
+            usage["cost_usd"],
+            proxy_calls=proxy["proxy_calls"],
+            proxy_cost_usd=proxy["proxy_cost_usd"],
+        ) | {"proxy_outcomes": proxy["proxy_outcomes"]}
     if usage["budget_exceeded"]:
         log.warning(
             "topic %s: budget cap of %s USD reached; %d records quarantined as budget_exceeded",
