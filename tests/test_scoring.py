@@ -121,3 +121,24 @@ def test_invalid_answers_count_against_the_score(stub, artifacts):
     score = score_version("industry_classification", limit=5, write=False)
     assert score["invalid"] == {"count": 5, "rate": 1.0, "by_reason": {"invalid_output": 5}}
     assert score["metrics"]["accuracy"] == 0.0 and stub.calls == 10  # one repair each
+
+
+def test_list_price_prices_a_model_proxy_call_at_the_proxy_model():
+    """A record the oracle answered after a model proxy's call pays both at their own prices (USD)."""
+    from pipeline_hub.lifecycle.scoring import _list_price
+    from pipeline_hub.providers.pricing import cost_usd
+
+    proxy = {"model": "gpt-4o-mini", "prompt_tokens": 1000, "completion_tokens": 100}
+    escalated = {
+        "model": "gpt-4o",
+        "prompt_tokens": 2000,
+        "completion_tokens": 200,
+        "cascade": "oracle",
+        "proxy": proxy,
+    }
+    assert _list_price(escalated, cost_usd) == pytest.approx(0.00021 + 0.0035)
+    accepted = {"model": "gpt-4o-mini", "prompt_tokens": 1000, "completion_tokens": 100, "cascade": "proxy"}
+    assert _list_price({**accepted, "proxy": proxy}, cost_usd) == pytest.approx(0.00021)
+    rapidfuzz = {"model": "rapidfuzz:token_sort_ratio", "prompt_tokens": 0, "completion_tokens": 0, "cascade": "proxy"}
+    assert _list_price(rapidfuzz, cost_usd) == 0.0
+    assert _list_price({**escalated, "model": "unpriced-model"}, cost_usd) is None

@@ -180,19 +180,33 @@ def compute_metrics(evaluation: dict[str, Any], schema: dict[str, Any], examples
     raise ScoreError(f"evaluation.task must be classification, extraction or matching, not {task!r}")
 
 
+def _list_price(usage: dict[str, Any], cost_usd) -> float | None:
+    """A record's answer at list price (USD): a model proxy's call (``usage["proxy"]``) at the proxy model's
+    price, the rest of the tokens at ``usage["model"]``'s; no tokens (a rapidfuzz proxy answer) cost 0; None
+    when a model that was used has no price."""
+    proxy = usage.get("proxy") or {}
+    parts = [(proxy.get("model"), proxy.get("prompt_tokens", 0), proxy.get("completion_tokens", 0))]
+    if usage.get("cascade") != "proxy" or not proxy:  # the record's own answer came from usage["model"]
+        prompt = usage["prompt_tokens"] - parts[0][1]
+        parts.append((usage.get("model"), prompt, usage["completion_tokens"] - parts[0][2]))
+    total = 0.0
+    for model, prompt, completion in parts:
+        if not (prompt or completion):
+            continue
+        price = cost_usd(model, prompt, completion) if model else 0.0
+        if price is None:
+            return None
+        total += price
+    return total
+
+
 def _usage(results: list[dict], stats) -> dict[str, Any]:
     from pipeline_hub.providers.pricing import cost_usd
 
     usages = [r["usage"] for r in results if r.get("usage")]
     prompt_tokens = sum(u["prompt_tokens"] for u in usages)
     completion_tokens = sum(u["completion_tokens"] for u in usages)
-    # An answer without tokens (a cascade proxy's, no call) costs nothing, whatever its model is called.
-    costs = [
-        cost_usd(u["model"], u["prompt_tokens"], u["completion_tokens"])
-        if u.get("model") and (u["prompt_tokens"] or u["completion_tokens"])
-        else 0.0
-        for u in usages
-    ]
+    costs = [_list_price(u, cost_usd) for u in usages]
     p50, p95 = _quantiles([u.get("answer_latency_s", 0.0) for u in usages])
     return {
         "prompt_tokens": prompt_tokens,
