@@ -144,3 +144,90 @@ def test_batch_requests_follow_the_topics_input_pii_policy(stub, batch_topic, ra
     assert any("Stockholm" in json.dumps(line) for line in batch_lines)  # the record was sent…
     assert email.encode() not in sent and person.encode() not in sent  # …without its personal data
     assert b"<EMAIL_ADDRESS>" in sent
+
+
+MATCHING = "company_matching"
+THRESHOLDS = {"upper": 0.9, "lower": 0.5, "sample_size": 70, "calibrated_at": "2026-12-04"}
+
+
+def cascade_batch_topic(include, proxy="rapidfuzz"):
+    """``include``'s company_matching v1 in batch mode with a calibrated cascade of ``proxy``."""
+    meta_path = include / "prompts" / MATCHING / "metadata.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    meta["versions"]["v1"]["cascade"] = {
+        "proxy": proxy, "target": {"precision": 0.95, "recall": 0.95}, "thresholds": THRESHOLDS,
+    }  # fmt: skip
+    meta_path.write_text(yaml.safe_dump({**meta, "provider": {"mode": "batch"}}, sort_keys=False))
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def batch_lines(stub) -> list[dict]:
+    """The request lines of every batch job the stub received (its input files, not the result files)."""
+    files = [stub.batches.files[job["input_file_id"]] for job in stub.batches.jobs.values()]
+    return [json.loads(line) for f in files for line in f["content"].splitlines()]
+
+
+def run_batch_matching(raw_zone, out, tmp_path):
+    """Plan, batch every chunk of company_matching, publish; ``(summaries, publish summary, manifest, rows)``."""
+    import pyarrow.parquet as pq
+
+    settings = Settings.from_env(
+        raw_root=str(raw_zone), sanitized_root=str(out), staging_root=str(tmp_path / "staging"), llm_conn_id=None
+    )
+    found = stages.run_discover(settings, DS, [MATCHING], None)
+    planned = stages.run_hash(settings, found, run_id="manual__cascade", row_limit=None, llm_conn_id="llm_default")
+    items = stages.run_chunk(planned["plan_uri"])
+    assert items and {i["mode"] for i in items} == {"batch"}
+    summaries = [
+        ChunkBatchOperator(task_id="prompt_batch", item=i, deferrable=False, poll_interval=30).execute(context())
+        for i in items
+    ]
+    for step in (stages.run_scrub, stages.run_validate, stages.run_publish):
+        result = step(planned["plan_uri"], MATCHING)
+    part = out / "sanitized_data" / MATCHING / f"ds={DS}"
+    manifest = json.loads((part / "_manifest.json").read_text())
+    return summaries, result, manifest, pq.read_table(part / "part-00000.parquet").to_pylist()
+
+
+def test_batch_mode_submits_only_the_band_the_proxy_is_not_sure_of(stub, raw_zone, tmp_path, monkeypatch):
+    """The rapidfuzz proxy answers its sure records before submission; only the band reaches the batch."""
+    from pipeline_hub.stages.cascade import PROXY_MODEL
+
+    from lifecycle_helpers import copy_registry
+
+    include = copy_registry(tmp_path)
+    monkeypatch.setenv("PIPELINE_HUB_INCLUDE_DIR", str(include))
+    cascade_batch_topic(include)
+    summaries, result, manifest, rows = run_batch_matching(raw_zone, tmp_path / "out", tmp_path)
+    proxy = [r for r in rows if r["route"] == "proxy"]
+    oracle = [r for r in rows if r["route"] == "oracle"]
+    assert proxy and oracle, "the sample has both sure and unsure names"
+    assert all(r["model"] == PROXY_MODEL for r in proxy)
+    submitted = {r["record_id"] for p in (tmp_path / "staging").rglob("requests.jsonl") for r in read_jsonl(p)}
+    assert len(batch_lines(stub)) == len(submitted) == len(oracle) == sum(s["batch"]["answered"] for s in summaries)
+    assert submitted == {r["record_id"] for r in oracle} and not submitted & {r["record_id"] for r in proxy}
+    assert sum(s["batch"]["left_out"].get("proxy", 0) for s in summaries) == len(proxy)
+    usage = manifest["usage"]
+    assert usage["cascade"]["proxy"] == len(proxy) == usage["records_by_route"]["proxy"]
+    assert usage["cascade"]["oracle"] == len(oracle) and usage["cascade"]["calls_saved"] == len(proxy)
+    # The stub's batch answers miss the per-record candidate ids, so each is repaired by a streaming call.
+    assert sum(n for k, n in usage["records_by_route"].items() if k != "proxy") == len(oracle)
+    counts = manifest["counts"]
+    assert counts["in"] == counts["published"] + counts["quarantined_total"] == len(rows)
+    assert result["published"] == len(rows)
+
+
+def test_batch_mode_sends_everything_to_the_batch_without_a_rapidfuzz_proxy(stub, raw_zone, tmp_path, monkeypatch):
+    """``proxy: none`` (as a model proxy would, in batch mode): every record is submitted, all on the oracle."""
+    from lifecycle_helpers import copy_registry
+
+    include = copy_registry(tmp_path)
+    monkeypatch.setenv("PIPELINE_HUB_INCLUDE_DIR", str(include))
+    cascade_batch_topic(include, proxy="none")
+    _, _, manifest, rows = run_batch_matching(raw_zone, tmp_path / "out", tmp_path)
+    submitted = len(batch_lines(stub))
+    assert submitted == len(rows) == manifest["counts"]["in"] and {r["route"] for r in rows} == {"oracle"}
+    assert manifest["usage"]["cascade"]["proxy"] == 0 and "proxy" not in manifest["usage"]["records_by_route"]

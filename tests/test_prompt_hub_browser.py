@@ -182,6 +182,8 @@ def test_prompt_hub_page_in_chromium_shows_the_run(api_server, tmp_path):
             expect(row.locator(".published")).to_have_text(str(manifest["counts"]["published"]), timeout=60_000)
             expect(row.locator(".records-in")).to_have_text(str(manifest["counts"]["in"]))
             expect(row.locator(".llm-calls")).to_have_text(str(manifest["usage"]["llm_calls"]))
+            oracle = sum(manifest["usage"]["records_by_route"].values())  # no cascade: every record on the oracle
+            expect(row.locator(".routes")).to_have_text(f"0 / {oracle}")  # no "saved" line without proxy answers
             expect(frame.locator('#versions tr[data-version="v1"] .score')).to_have_text("macro_f1 0.812")
             for chart in ("#counts-chart", "#cost-chart", "#labels-chart"):
                 expect(frame.locator(chart)).to_be_visible()

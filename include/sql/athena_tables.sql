@@ -170,6 +170,10 @@ CREATE EXTERNAL TABLE IF NOT EXISTS {database}.llm_usage (
   `cost_usd` double,
   `latency_p50_s` double,
   `latency_p95_s` double,
+  `proxy_records` bigint,
+  `oracle_records` bigint,
+  `calls_saved` bigint,
+  `cost_saved_usd` double,
   `budget_cap_usd` double,
   `budget_exceeded` boolean,
   `finished_at` string

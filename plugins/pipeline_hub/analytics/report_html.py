@@ -4,6 +4,8 @@ Sources, all figures and names, never record text:
 
 * the publication manifests of ``ds`` (:func:`pipeline_hub.analytics.reporting.load_manifests`): status,
   counts in / published / quarantined and quarantined by reason code, prompt version, model, run id;
+* the same manifests' ``usage``: records per cascade route (``proxy`` / ``oracle``), calls saved and cost
+  saved (USD, an estimate) per topic (:func:`pipeline_hub.stages.cascade_usage.run_routes`);
 * ``metrics/llm_usage/`` Parquet through DuckDB (the ``llm_usage`` view of ``include/sql/views.sql``):
   LLM calls, cache hit rate, tokens, cost (USD), p50/p95 provider latency (s) per topic;
 * ``metrics/drift/`` Parquet through DuckDB when it exists (the ``drift`` view, else the files directly):
@@ -54,7 +56,9 @@ class ReportData:
     """What the page shows for ``ds`` under ``root`` (public URI): per-topic rows and drift rows.
 
     ``topics`` rows: ``topic, status, prompt_version, model, run_id, in, published, quarantined,
-    reasons ({code: n}), llm_calls, cache_hit_rate, tokens, cost_usd, latency_p50_s, latency_p95_s``.
+    reasons ({code: n}), llm_calls, cache_hit_rate, tokens, cost_usd, latency_p50_s, latency_p95_s, cascade``
+    (``cascade``: ``{"proxy", "oracle", "calls_saved", "cost_saved_usd"}``, None for a manifest older than the
+    route counts).
     ``drift`` is None when ``metrics/drift/`` does not exist, else rows of ``topic`` plus the figures of
     :data:`DRIFT_FIGURES` and :data:`DRIFT_SHOWN` that the files have.
     """
@@ -105,6 +109,7 @@ def collect(sanitized_root: str, ds: str) -> ReportData:
     when a query fails.
     """
     from pipeline_hub.analytics.query import connect
+    from pipeline_hub.stages.cascade_usage import run_routes
 
     data = ReportData(ds=ds, root=storage.public_uri(sanitized_root))
     manifests = load_manifests(sanitized_root, ds)
@@ -133,6 +138,7 @@ def collect(sanitized_root: str, ds: str) -> ReportData:
                 "cost_usd": u.get("cost_usd") or 0.0,
                 "latency_p50_s": u.get("latency_p50_s"),
                 "latency_p95_s": u.get("latency_p95_s"),
+                "cascade": run_routes(m.get("usage")),
             }
         )
     return data
@@ -231,6 +237,25 @@ def plot_latency(data: ReportData) -> Plot:
     return Plot("Latency", _png(fig), "p50 / p95 latency of records that needed a call (cache hits excluded)")
 
 
+def plot_routes(data: ReportData) -> Plot | None:
+    """Records per cascade route (proxy / oracle) per topic, stacked; None when no topic's proxy answered."""
+    routed = [t for t in data.topics if t["cascade"]]
+    if not any(t["cascade"]["proxy"] for t in routed):
+        return None
+    topics = [t["topic"] for t in routed]
+    fig, ax = _figure(len(topics))
+    proxy = [t["cascade"]["proxy"] or 0 for t in routed]
+    oracle = [t["cascade"]["oracle"] or 0 for t in routed]
+    ax.bar(topics, proxy, color="#55a868", label="proxy (no call)")
+    bars = ax.bar(topics, oracle, bottom=proxy, color="#4c72b0", label="oracle (LLM)")
+    ax.bar_label(bars, labels=[f"{t['cascade']['calls_saved']} calls saved" for t in routed], fontsize=7)
+    ax.set_ylabel("records")
+    ax.tick_params(axis="x", labelsize=8, rotation=15)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Records per cascade route, ds={data.ds}", fontsize=10)
+    return Plot("Cascade routes", _png(fig), "records answered by the proxy (no LLM call) and by the oracle per topic")
+
+
 def plot_drift(data: ReportData) -> Plot | None:
     """PSI figures per topic against the threshold; None without drift rows."""
     if not data.drift:
@@ -250,10 +275,10 @@ def plot_drift(data: ReportData) -> Plot | None:
 
 
 def plots(data: ReportData) -> list[Plot]:
-    """Every plot of the page: counts, quarantine reasons, cost, latency, and drift when there is any."""
+    """Every plot of the page: counts, quarantine reasons, cost, latency, cascade routes when a proxy answered
+    records, and drift when there is any."""
     found = [plot_counts(data), plot_reasons(data), plot_cost(data), plot_latency(data)]
-    drift = plot_drift(data)
-    return found + ([drift] if drift else [])
+    return found + [p for p in (plot_routes(data), plot_drift(data)) if p]
 
 
 def render_html(data: ReportData) -> str:

@@ -38,8 +38,22 @@ def nothing_published(sanitized_root: str, ds: str, manifests: dict[str, dict]) 
     )
 
 
+def route_cells(usage: dict | None) -> list[str]:
+    """The report's cascade cells of a manifest's ``usage``: ``["<proxy>/<oracle>", "<calls saved>",
+    "<cost saved USD>"]`` (:func:`pipeline_hub.stages.cascade_usage.run_routes`), ``-`` where unknown."""
+    from pipeline_hub.stages.cascade_usage import run_routes
+
+    routes = run_routes(usage)
+    if routes is None:
+        return ["-", "-", "-"]
+    saved = routes["cost_saved_usd"]
+    cost = "-" if saved is None else f"{saved:.4f}"
+    return [f"{routes['proxy']}/{routes['oracle']}", str(routes["calls_saved"]), cost]
+
+
 def render_report(sanitized_root: str, ds: str) -> str:
-    """Table of counts (in / published / quarantined), tokens and duration per topic, plus a query result."""
+    """Table of counts (in / published / quarantined), LLM calls, records per cascade route (proxy / oracle),
+    calls and cost (USD) saved, tokens and duration per topic, plus a query result."""
     from datetime import datetime
 
     from tabulate import tabulate
@@ -57,6 +71,7 @@ def render_report(sanitized_root: str, ds: str) -> str:
                 c["quarantined_total"],
                 ", ".join(f"{k}={v}" for k, v in sorted(c["quarantined"].items())) or "-",
                 u.get("llm_calls", 0),
+                *route_cells(u),
                 u.get("prompt_tokens", 0) + u.get("completion_tokens", 0),
                 f"{secs:.0f}s",
                 m["run_id"],
@@ -74,6 +89,9 @@ def render_report(sanitized_root: str, ds: str) -> str:
                 "quarantined",
                 "reasons",
                 "llm calls",
+                "proxy/oracle",
+                "calls saved",
+                "cost saved (USD)",
                 "tokens",
                 "duration",
                 "run",

@@ -43,14 +43,19 @@ def report(
         str | None,
         typer.Option("--html", help="also write a self-contained HTML report with plots to FILE (path or URI)"),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the per-topic figures as JSON instead")] = False,
 ) -> None:
-    """Print per topic what is published for ``ds`` (counts, tokens, duration) and a DuckDB sample query.
+    """Print per topic what is published for ``ds`` (counts, LLM calls, records per cascade route proxy /
+    oracle, calls and cost saved, tokens, duration) and a DuckDB sample query.
 
-    ``--ds`` defaults to yesterday's date in UTC, taken when the command runs. ``--html FILE`` also
-    writes one HTML page with plots (counts, quarantine reasons, cost, latency p50/p95 per topic, and
-    drift when ``metrics/drift/`` exists): figures and names only, never record text. Exits 1 with one
-    line naming the sanitized root and ``ds`` when nothing is published for ``ds`` (after the table and
-    the page, when every topic was quarantined), 2 when ``ds`` is not ``YYYY-MM-DD``.
+    ``--ds`` defaults to yesterday's date in UTC, taken when the command runs. ``--json`` prints instead
+    ``{"ds", "root", "topics": [...], "drift"}`` (the rows of
+    :class:`pipeline_hub.analytics.report_html.ReportData`, figures and names only). ``--html FILE`` also
+    writes one HTML page with plots (counts, quarantine reasons, cost, latency p50/p95 per topic, records
+    per cascade route when a proxy answered, and drift when ``metrics/drift/`` exists): figures and names
+    only, never record text. Exits 1 with one line naming the sanitized root and ``ds`` when nothing is
+    published for ``ds`` (after the table and the page, when every topic was quarantined), 2 when ``ds``
+    is not ``YYYY-MM-DD``.
     """
     from pipeline_hub import storage
     from pipeline_hub.analytics.reporting import load_manifests, nothing_published, render_report
@@ -60,13 +65,19 @@ def report(
     sanitized_root = root or Settings.from_env().sanitized_root
     storage.check_connection(sanitized_root)
     manifests = load_manifests(sanitized_root, ds)
-    if manifests:
-        typer.echo(render_report(sanitized_root, ds))
-        if html:
-            from pipeline_hub.analytics.report_html import write_html_report
+    if manifests and json_out:
+        from dataclasses import asdict
 
-            write_html_report(sanitized_root, ds, html)
-            typer.echo(f"wrote {html}", err=True)
+        from pipeline_hub.analytics.report_html import collect
+
+        typer.echo(json.dumps(asdict(collect(sanitized_root, ds)), default=str, indent=2))
+    elif manifests:
+        typer.echo(render_report(sanitized_root, ds))
+    if manifests and html:
+        from pipeline_hub.analytics.report_html import write_html_report
+
+        write_html_report(sanitized_root, ds, html)
+        typer.echo(f"wrote {html}", err=True)
     missing = nothing_published(sanitized_root, ds, manifests)
     if missing:
         typer.echo(missing, err=True)

@@ -13,7 +13,8 @@ provider's (``apache-airflow-providers-common-ai``). What it adds is our data co
 * after landing, it folds the results into the chunk's answers (:func:`pipeline_hub.stages.prompt_batch.fold`),
   so scrub, validate and publish run as for streaming topics.
 
-The XCom value is the chunk summary (counts, tokens, cost), never the results.
+The XCom value is the chunk summary (counts, tokens, cost, records per route, and under ``batch`` the rows
+by status and the records left out of the batch by reason), never the results.
 """
 
 from __future__ import annotations
@@ -60,15 +61,17 @@ class ChunkBatchOperator(LLMBatchOperator):
         from pipeline_hub.stages import prompt_batch as batch_mode
 
         summary = batch_mode.fold(self.item, manifest, self.prepared["model"])
+        summary["batch"]["left_out"] = dict(self.prepared["left_out"])  # e.g. proxy: answered without a call
         if manifest:
             summary["batch"].update({"batch_id": manifest.get("batch_id"), "counts": manifest.get("counts")})
         return summary
 
     def execute(self, context) -> dict[str, Any]:
         """Prepare the chunk's batch requests and submit them (then defer until the job ends); a chunk with
-        nothing to submit (all cached, too long or over budget) is folded at once. Returns the chunk summary."""
+        nothing to submit (all cached, answered by the cascade's proxy, too long or over budget) is folded at
+        once. Returns the chunk summary."""
         prepared = self._prepare()
-        if not prepared["requests"]:  # all cached, long or over budget: nothing to submit
+        if not prepared["requests"]:  # all cached, proxy-answered, long or over budget
             self.log.info("chunk %s: no batch requests (%s)", self.item["chunk_index"], prepared["left_out"])
             return self._fold(None)
         return self._fold(super().execute(context))

@@ -7,9 +7,11 @@ declares the asset alias :data:`PUBLISHED_ALIAS` as its outlet and, for each top
 that topic's Asset to it with an event ``extra`` of identifiers and counts only (:func:`asset_extra`),
 never record data; ``answers_first_paid_in`` is the ``ds`` whose run first paid the LLM for this
 batch's answers (this one, an earlier partition holding the same bytes, or None when unknown; see
-:mod:`pipeline_hub.stages.pubindex`). An alias is needed because ``publish`` is mapped over the run's pending topics:
-static outlets would emit an event for every topic from every mapped instance. A downstream DAG
-schedules on a topic with ``schedule=[topic_asset("industry_classification")]``.
+:mod:`pipeline_hub.stages.pubindex`); ``cascade`` counts the records per route (``proxy`` / ``oracle``)
+with the calls and cost saved (:func:`pipeline_hub.stages.cascade_usage.run_routes`). An alias is needed
+because ``publish`` is mapped over the run's pending topics: static outlets would emit an event for every
+topic from every mapped instance. A downstream DAG schedules on a topic with
+``schedule=[topic_asset("industry_classification")]``.
 
 **OpenLineage.** The ``publish`` operator (:class:`pipeline_hub.orchestration.operators.PublishOperator`) returns,
 through the OpenLineage provider's ``get_openlineage_facets_on_complete``/``_on_failure`` methods,
@@ -47,6 +49,7 @@ ASSET_EXTRA_KEYS = (
     "quarantined_total",
     "answers_first_paid_in",
     "manifest",
+    "cascade",  # records per route (proxy / oracle), calls saved, cost saved (USD)
 )
 
 

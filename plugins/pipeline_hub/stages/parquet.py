@@ -172,6 +172,12 @@ METRICS_SCHEMA = pa.schema(
         ("cost_usd", pa.float64()),
         ("latency_p50_s", pa.float64()),
         ("latency_p95_s", pa.float64()),
+        # The cascade (pipeline_hub.stages.cascade_usage.run_routes): records answered per route, calls and
+        # cost (USD, an estimate) saved; proxy 0 without a cascade.
+        ("proxy_records", pa.int64()),
+        ("oracle_records", pa.int64()),
+        ("calls_saved", pa.int64()),
+        ("cost_saved_usd", pa.float64()),
         ("budget_cap_usd", pa.float64()),
         ("budget_exceeded", pa.bool_()),
         ("finished_at", pa.string()),

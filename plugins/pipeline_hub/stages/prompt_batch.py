@@ -6,7 +6,8 @@ provider's ``LLMBatchOperator`` (see :mod:`pipeline_hub.orchestration.batch_oper
 1. :func:`prepare` renders every record of the chunk, as the streaming prompt task would, and writes
    the requests to ``<staging>/batch/<topic>/chunk-NNNNN/requests.jsonl`` (XCom never sees record text).
    Records that need no batch call stay out: a missing input field (quarantined later), a cached
-   answer (never paid twice), a long input routed to another model, or past the chunk's budget share.
+   answer (never paid twice), a record the cascade's rapidfuzz proxy answers (``proxy``, see below), a
+   long input routed to another model, or past the chunk's budget share.
 2. The operator submits the requests, defers while the provider works, re-attaches on retry and lands
    the results as JSONL under the same folder.
 3. :func:`fold` turns the landed rows into the same per-record answers as the streaming task
@@ -14,6 +15,13 @@ provider's ``LLMBatchOperator`` (see :mod:`pipeline_hub.orchestration.batch_oper
    schema and gets the same single repair call when invalid; a row the provider failed (error,
    expired, cancelled, missing) and every record left out in step 1 go through the streaming path.
    Scrub, validate and publish then run unchanged.
+
+A version with a calibrated cascade and the ``rapidfuzz`` proxy (:mod:`pipeline_hub.stages.cascade`) submits
+only the band: the records the proxy is sure of are left out in step 1 and answered in step 3 by the
+proxy, without a call (published with ``route = "proxy"``, counted in the chunk's ``routes`` and the
+manifest's ``usage.cascade`` as in streaming mode; :func:`pipeline_hub.stages.cascade_usage.batch_proxy_answer`).
+A model proxy (``proxy: model:<conn_id>/<model>``) is not run in batch mode: every record goes to the batch,
+as without a cascade. Conservation holds: every record of the chunk ends in step 3 as ok or quarantined.
 
 Sources: OpenAI Batch API guide (platform.openai.com/docs/guides/batch); Airflow common-ai provider,
 ``LLMBatchOperator`` (operator guide: result rows and manifest).
@@ -28,6 +36,7 @@ from pipeline_hub import storage
 from pipeline_hub.providers.pricing import cost_usd
 from pipeline_hub.providers.routing import estimate_tokens
 from pipeline_hub.providers.session import Completion
+from pipeline_hub.stages.cascade_usage import batch_proxy_answer
 from pipeline_hub.stages.plan import RunPlan
 from pipeline_hub.stages.prompt_inputs import build_variables, protect_inputs, route_providers
 
@@ -54,7 +63,10 @@ def output_type(schema: dict[str, Any]) -> Any:
 def prepare(item: dict[str, Any]) -> dict[str, Any]:
     """Step 1: write the chunk's batch requests; return (and write to ``prepared.json``) ``{"requests_uri",
     "requests", "result_path", "conn_id", "model", "max_tokens", "output_schema", "left_out": {reason: n}}``
-    (no record text)."""
+    (no record text). ``left_out`` reasons: ``missing_field``, ``proxy`` (the rapidfuzz proxy answers it),
+    ``cached``, ``long_input``, ``budget``."""
+    import jsonschema
+
     from pipeline_hub.providers.cache import cache_key, open_cache
     from pipeline_hub.stages.prompt import prompt_context
 
@@ -67,13 +79,18 @@ def prepare(item: dict[str, Any]) -> dict[str, Any]:
     max_tokens = int(params.pop("max_tokens", 1024))
     threshold = tp.routes.get("threshold_tokens") if tp.routes.get("long_input") else None
     lines, left_out, estimate = [], {}, 0.0
+    validator = jsonschema.Draft202012Validator(topic.prompt.output_schema)
     for record in records:
         variables, _, extra = build_variables(topic, record)
         if variables is None:
             left_out["missing_field"] = left_out.get("missing_field", 0) + 1
             continue
-        messages = topic.prompt.render(variables)
         schema = extra.get("schema", topic.prompt.output_schema)
+        checker = jsonschema.Draft202012Validator(schema) if "schema" in extra else validator
+        if batch_proxy_answer(topic, record, variables, checker) is not None:
+            left_out["proxy"] = left_out.get("proxy", 0) + 1  # answered in fold(), without a call
+            continue
+        messages = topic.prompt.render(variables)
         key = cache_key(
             provider=hook.provider, model=hook.model, params=topic.prompt.model_params, messages=messages, schema=schema
         )

@@ -27,6 +27,7 @@ from pipeline_hub.governance.register import ERASED_REASON, erased_pseudonyms, s
 from pipeline_hub.quality.checks import LINEAGE_COLUMNS, failed_expectations
 from pipeline_hub.stages import pubindex
 from pipeline_hub.stages.cascade import ORACLE_ROUTE, cascade_summary
+from pipeline_hub.stages.cascade_usage import run_routes
 from pipeline_hub.stages.casting import json_text
 from pipeline_hub.stages.chunk import object_listing
 from pipeline_hub.stages.parquet import (
@@ -52,9 +53,12 @@ def now() -> str:
 def write_metrics(sanitized_root: str, manifest: dict[str, Any]) -> None:
     """One row of LLM usage for a publication at ``metrics/llm_usage/ds=<ds>/<topic>.parquet``.
 
-    Columns: :data:`METRICS_SCHEMA` (tokens, cost in USD, calls, cache hit rate, p50/p95 latency in s).
+    Columns: :data:`METRICS_SCHEMA` (tokens, cost in USD, calls, cache hit rate, p50/p95 latency in s, and
+    the cascade's records per route, calls saved and cost saved in USD,
+    :func:`~pipeline_hub.stages.cascade_usage.run_routes`).
     """
     usage, counts = manifest["usage"], manifest["counts"]
+    routes = run_routes(usage) or {}
     row = {
         "topic": manifest["topic"],
         "run_id": manifest["run_id"],
@@ -68,6 +72,10 @@ def write_metrics(sanitized_root: str, manifest: dict[str, Any]) -> None:
         "budget_cap_usd": manifest["budget"]["cap_usd"],
         "finished_at": manifest["finished_at"],
         **{k: usage.get(k) for k in USAGE_FIELDS},
+        "proxy_records": routes.get("proxy"),
+        "oracle_records": routes.get("oracle"),
+        "calls_saved": routes.get("calls_saved"),
+        "cost_saved_usd": routes.get("cost_saved_usd"),
     }
     path = storage.join(sanitized_root, "metrics", "llm_usage", f"ds={manifest['ds']}", f"{manifest['topic']}.parquet")
     write_table(path, [row], METRICS_SCHEMA, lineage_metadata(manifest))
@@ -120,7 +128,8 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     same batch and the one that first paid for its answers.
 
     Returns the publish summary (``topic``, ``ds``, ``status``, ``batch_hash``, ``run_id``,
-    ``prompt_version``, ``prompt_label``, ``model``, counts, ``usage``, ``answers_first_paid_in`` (the ``ds`` whose
+    ``prompt_version``, ``prompt_label``, ``model``, counts, ``usage``, ``cascade`` (records per route ``proxy`` /
+    ``oracle``, ``calls_saved``, ``cost_saved_usd``), ``answers_first_paid_in`` (the ``ds`` whose
     run first paid for these answers, or None), ``manifest`` URI, ``dataset`` = URI of the topic's
     sanitized partition root). Raises :class:`QualityGateFailed` after quarantining the topic
     when a blocking expectation of its GX suite failed, and :class:`ConservationError` (publishing
@@ -256,6 +265,7 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         "quarantined": counts["quarantined"],
         "quarantined_total": counts["quarantined_total"],
         "usage": manifest["usage"],
+        "cascade": run_routes(usage),  # records per route (proxy/oracle), calls and cost (USD) saved
         "answers_first_paid_in": (reuse["answers_first_paid_in"] or {}).get("ds"),
         "manifest": storage.public_uri(manifest_path),
         "dataset": storage.public_uri(data_dir.parent),

@@ -8,9 +8,10 @@ runs): the request carries the UI's JWT cookie (the page is shown in the UI's if
 Routes (HTML unless said):
 
 - ``/`` every topic: labels, latest run's counts;
-- ``/topics/{topic}`` versions with labels and gate scores, changelog, audit, the last ``runs`` runs
-  (default 10) with drift, charts (counts and cost/tokens over time, label distribution against the drift
-  baseline), feedback per prompt version and the latest corrections, and the feedback form;
+- ``/topics/{topic}`` versions with labels, cascade thresholds and gate scores, changelog, audit, the last
+  ``runs`` runs (default 10) with records per route (proxy / oracle), calls and cost saved, and drift;
+  charts (counts and cost/tokens over time, label distribution against the drift baseline), feedback per
+  prompt version and the latest corrections, and the feedback form;
 - ``POST /topics/{topic}/feedback`` the form's target (fields ``record_id``, ``label``, optional ``ds`` and
   ``note``): stores the correction with the authenticated Airflow user as author
   (:func:`pipeline_hub.prompts.feedback.add_feedback`, note scrubbed by

@@ -3,15 +3,16 @@
 Sources, per topic:
 
 - the registry (``include/prompts/<topic>/metadata.yaml`` through :mod:`pipeline_hub.prompts.registry`):
-  versions with their changelog line and creation date, the ``dev``/``prod`` pointers and any further
-  named labels (a top-level ``labels:`` mapping, when the registry has one);
+  versions with their changelog line, creation date and cascade thresholds, the ``dev``/``prod`` pointers
+  and any further named labels (a top-level ``labels:`` mapping, when the registry has one);
 - ``include/prompts/<topic>/CHANGELOG.md`` and the audit log ``include/prompts/_audit.jsonl``
   (:func:`pipeline_hub.lifecycle.promotion.read_audit`): who promoted or rolled back what, when;
 - ``metrics/llm_usage/`` Parquet under the sanitized root, queried with DuckDB
   (:func:`pipeline_hub.analytics.query.connect`): one row per publication (counts, LLM calls, cache hit
   rate, tokens, cost, p50/p95 latency, budget);
 - the publication manifests ``sanitized_data/<topic>/ds=<ds>/_manifest.json`` (or ``quarantine/…``):
-  status, quarantine reasons, the GX result and its Data Docs, PII counts per entity;
+  status, quarantine reasons, the GX result and its Data Docs, PII counts per entity, records per route of
+  the cascade (``usage.cascade`` / ``usage.records_by_route``) with the calls and cost saved;
 - the gate scores under the artifacts root (:func:`pipeline_hub.lifecycle.scoring.read_score`, summarised as
   the audit log keeps them by :func:`pipeline_hub.lifecycle.promotion.score_summary`);
 - ``metrics/drift/ds=<ds>/<topic>.parquet`` (:func:`pipeline_hub.analytics.drift_store.read_drift`);
@@ -54,9 +55,10 @@ def topics() -> list[str]:
 
 def registry(topic: str) -> dict[str, Any]:
     """Versions and labels of ``topic``: ``{"description", "owner", "versions": [{"version", "created",
-    "changelog", "labels", "score"}], "labels": {label: version}, "changelog_md", "audit": [entries]}``.
+    "changelog", "labels", "cascade", "score"}], "labels": {label: version}, "changelog_md", "audit": [entries]}``.
 
-    ``score`` is :func:`score` of the version (its gate score, or None when it was never scored).
+    ``score`` is :func:`score` of the version (its gate score, or None when it was never scored);
+    ``cascade`` is :func:`cascade` of its ``cascade`` block (None without one).
     ``labels`` holds ``dev``, ``prod`` and the named labels of a ``labels:`` mapping; ``changelog_md`` is the
     text of ``CHANGELOG.md`` ("" when absent); ``audit`` the topic's audit entries, newest first.
     Raises ``FileNotFoundError`` for an unknown topic.
@@ -76,6 +78,7 @@ def registry(topic: str) -> dict[str, Any]:
                 "created": str(spec.get("created", "")),
                 "changelog": str(spec.get("changelog", "")),
                 "labels": sorted(label for label, v in labels.items() if v == str(name)),
+                "cascade": cascade(spec.get("cascade")),
             }
         )
     for v in versions:
@@ -92,6 +95,32 @@ def registry(topic: str) -> dict[str, Any]:
         "labels": labels,
         "changelog_md": changelog.read_text() if changelog.exists() else "",
         "audit": audit,
+    }
+
+
+def cascade(block: Any) -> dict[str, Any] | None:
+    """A version's ``cascade`` block as the view shows it, or None without one: ``{"proxy", "oracle", "target",
+    "thresholds"}``; ``thresholds`` is None until calibrated, else ``{"upper", "lower", "sample_size",
+    "calibrated_at" (text), "achieved": {"precision", "recall", "oracle_share"}}`` (shares in [0, 1]).
+
+    Read as written in ``metadata.yaml`` (``pipeline-hub validate`` checks it), so a hand-edited block still
+    renders; what is not a mapping counts as absent.
+    """
+    if not isinstance(block, dict):
+        return None
+    raw = block.get("thresholds")
+    thresholds = None
+    if isinstance(raw, dict):
+        achieved = raw.get("achieved") if isinstance(raw.get("achieved"), dict) else {}
+        thresholds = {k: raw.get(k) for k in ("upper", "lower", "sample_size")}
+        thresholds["calibrated_at"] = None if raw.get("calibrated_at") is None else str(raw["calibrated_at"])
+        thresholds["achieved"] = {k: achieved.get(k) for k in ("precision", "recall", "oracle_share")}
+    target = block.get("target") if isinstance(block.get("target"), dict) else {}
+    return {
+        "proxy": str(block.get("proxy", "")),
+        "oracle": str(block.get("oracle", "primary")),
+        "target": {k: target.get(k) for k in ("precision", "recall")},
+        "thresholds": thresholds,
     }
 
 
@@ -164,8 +193,9 @@ def usage_rows(root: str, topic: str, limit: int) -> list[dict[str, Any]]:
     """The last ``limit`` publications of ``topic`` from ``metrics/llm_usage/`` (DuckDB), newest ``ds`` first.
 
     Each row has ``ds`` (``YYYY-MM-DD``) and the columns of ``METRICS_SCHEMA`` but
-    :data:`HIDDEN_USAGE_COLUMNS`; [] when nothing was published
-    yet. The query is parameterised (topic and limit are never spliced into SQL text).
+    :data:`HIDDEN_USAGE_COLUMNS`; a column the stored files do not have yet (written by older code, e.g. the
+    cascade's ``proxy_records``) is None. [] when nothing was published yet. The query is parameterised
+    (topic and limit are never spliced into SQL text; the column names are the schema's own).
     """
     from pipeline_hub.analytics.query import connect
     from pipeline_hub.stages.parquet import METRICS_SCHEMA
@@ -175,7 +205,8 @@ def usage_rows(root: str, topic: str, limit: int) -> list[dict[str, Any]]:
     try:
         if "llm_usage" not in views:
             return []
-        cols = ", ".join(columns)
+        stored = {d[0] for d in con.execute("SELECT * FROM llm_usage LIMIT 0").description}
+        cols = ", ".join(c if c in stored else f"NULL AS {c}" for c in columns)
         cur = con.execute(
             f"SELECT {cols} FROM llm_usage WHERE topic = ? ORDER BY ds DESC, finished_at DESC LIMIT ?",
             [topic, limit],
@@ -206,8 +237,12 @@ def runs(root: str, topic: str, limit: int = 10) -> list[dict[str, Any]]:
     Each is a :func:`usage_rows` row plus from the manifest: ``status`` (``published``/``quarantined``),
     ``reasons`` ``{reason: count}``, ``quarantined_total``, ``quality`` (GX success, suite, failed
     expectations with counts only, whether Data Docs exist), ``pii`` ``{entity: count}``, ``tokens``
-    (prompt + completion) and ``drift`` (:func:`drift`, or None).
+    (prompt + completion), ``cascade`` (records per route ``proxy`` / ``oracle``, ``calls_saved``,
+    ``cost_saved_usd`` in USD: :func:`pipeline_hub.stages.cascade_usage.run_routes` of the manifest, else the
+    metrics row; None for a run older than the route counts) and ``drift`` (:func:`drift`, or None).
     """
+    from pipeline_hub.stages.cascade_usage import run_routes
+
     out, seen = [], set()
     for row in usage_rows(root, topic, limit * 4):
         if row["ds"] in seen:
@@ -222,12 +257,21 @@ def runs(root: str, topic: str, limit: int = 10) -> list[dict[str, Any]]:
             "quality": _quality(m) if m else None,
             "pii": dict(sorted((m.get("pii_found") or {}).items())),
             "tokens": (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0),
+            "cascade": run_routes(m.get("usage")) or _row_routes(row),
             "drift": drift(root, topic, row["ds"]),
         }
         out.append(row)
         if len(out) == limit:
             break
     return out
+
+
+def _row_routes(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The cascade figures of a metrics row (:func:`usage_rows`), None when it has none."""
+    if row.get("proxy_records") is None and row.get("oracle_records") is None:
+        return None
+    keys = {"proxy": "proxy_records", "oracle": "oracle_records"}
+    return {k: row.get(keys.get(k, k)) for k in ("proxy", "oracle", "calls_saved", "cost_saved_usd")}
 
 
 def data_docs(root: str, topic: str, ds: str, rel: str = "index.html") -> storage.ObjectStoragePath | None:
