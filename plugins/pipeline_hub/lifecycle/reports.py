@@ -137,6 +137,7 @@ def cascade_section(comparison: dict[str, Any]) -> list[str]:
             side["oracle_records"],
             side["proxy_records"],
             side["oracle_share"],
+            side.get("invalid"),
             side["total_tokens"],
             _fmt(side["cost_usd"], 6),
         ]
@@ -144,7 +145,16 @@ def cascade_section(comparison: dict[str, Any]) -> list[str]:
     ]
     delta = comparison["delta"]
     rows.append(
-        ["difference", *(delta.get(k) for k in names), "", "", delta["oracle_share"], "", _fmt(delta["cost_usd"], 6)]
+        [
+            "difference",
+            *(delta.get(k) for k in names),
+            "",
+            "",
+            delta["oracle_share"],
+            "",
+            "",
+            _fmt(delta["cost_usd"], 6),
+        ]
     )
     return [
         "## Cascade vs oracle-only (same examples, same model, one run)",
@@ -153,7 +163,10 @@ def cascade_section(comparison: dict[str, Any]) -> list[str]:
         f"{_fmt(th.get('upper'))}, lower {_fmt(th.get('lower'))}, calibrated on {th.get('sample_size')} records "
         f"({th.get('calibrated_at')})",
         "",
-        *_table(["plan", *names, "to oracle", "by proxy", "oracle share", "tokens", "cost (USD, list price)"], rows),
+        *_table(
+            ["plan", *names, "to oracle", "by proxy", "oracle share", "invalid", "tokens", "cost (USD, list price)"],
+            rows,
+        ),
     ]
 
 

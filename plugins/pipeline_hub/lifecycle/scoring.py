@@ -234,7 +234,8 @@ _COMPARED = ("accuracy", "macro_f1", "precision", "recall", "f1")
 
 
 def _side(task_metrics: dict[str, Any], results: list[dict], stats) -> dict[str, Any]:
-    """One side of a cascade comparison: scalar metrics, records per route, tokens, cost, calls."""
+    """One side of a cascade comparison: scalar metrics, records per route, tokens, cost, calls, and the
+    records without a valid answer (``invalid``: quarantined; they count against recall)."""
     from pipeline_hub.stages.cascade import PROXY_ROUTE
 
     usage = _usage(results, stats)
@@ -249,6 +250,7 @@ def _side(task_metrics: dict[str, Any], results: list[dict], stats) -> dict[str,
         "cost_usd": usage["cost_usd"],
         "llm_calls": usage["llm_calls"],
         "cache_hits": usage["cache_hits"],
+        "invalid": sum(1 for r in results if r["status"] != "ok"),
     }
 
 

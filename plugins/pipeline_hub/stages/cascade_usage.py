@@ -28,9 +28,10 @@ ROUTE_FIGURES = ("proxy", "oracle", "calls_saved", "cost_saved_usd")
 def run_routes(usage: dict[str, Any] | None) -> dict[str, Any] | None:
     """``{"proxy", "oracle", "calls_saved", "cost_saved_usd"}`` of a manifest's ``usage``, or None.
 
-    ``proxy``/``oracle`` count the records answered (ok) by each route; ``calls_saved`` is at least one
-    call per proxy answer; ``cost_saved_usd`` an estimate (proxy answers times the mean oracle cost of the
-    run), None when no record went to the oracle. Without ``usage.cascade`` (a version without cascade)
+    ``proxy``/``oracle`` count the records answered (ok) by each route; ``calls_saved`` is the oracle calls
+    avoided (one per proxy answer); ``cost_saved_usd`` an estimate (proxy answers times the mean oracle cost
+    of the run, minus what a model proxy's calls cost; :func:`pipeline_hub.stages.cascade.cascade_summary`),
+    None when no record went to the oracle. Without ``usage.cascade`` (a version without cascade)
     the figures come from ``usage.records_by_route``: everything on the oracle. None when the manifest has
     neither (written by code older than the cascade).
     """
@@ -41,7 +42,8 @@ def run_routes(usage: dict[str, Any] | None) -> dict[str, Any] | None:
     by_route = usage.get("records_by_route")
     if not isinstance(by_route, dict):
         return None
-    return cascade_summary(by_route, float(usage.get("cost_usd") or 0.0))
+    summary = cascade_summary(by_route, float(usage.get("cost_usd") or 0.0))
+    return {k: summary[k] for k in ROUTE_FIGURES}
 
 
 def batch_proxy_answer(
