@@ -27,6 +27,7 @@ def test_benchmark_reports_speed_and_recall_for_each_method(monkeypatch, capsys)
         "scrubber (cold: workers start)",
         "scrubber (warm)",
         "scrubber (1 process)",
+        "floor: spacy nlp.pipe (ner only)",
         "spacy nlp.pipe (full pipeline)",
         "plain",
     ]
@@ -34,3 +35,20 @@ def test_benchmark_reports_speed_and_recall_for_each_method(monkeypatch, capsys)
         assert row["texts_per_s"] > 0 and 0 <= row["recall"]["micro"] <= 1
     assert out["rows"][0]["processes"] == 2
     assert out["rows"][0]["recall"]["micro"] >= out["rows"][-1]["recall"]["micro"]  # never below plain Presidio
+
+
+def test_floor_runs_ner_only_and_the_ratio_is_reported(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    sys.modules.pop("pii", None)
+    import pii
+
+    records = pii.make_texts(30)
+    monkeypatch.setattr(pii, "make_texts", lambda n, dup_rate=0.0: records)
+    assert pii.main(["--texts", "30", "--repeat", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    scrub, floor = out["rows"]
+    assert scrub["method"] == "scrubber (1 process)" and scrub["processes"] == 1
+    assert floor["method"] == "floor: spacy nlp.pipe (ner only)" and floor["components"] == ["ner"]
+    assert len(scrub["runs_texts_per_s"]) == len(floor["runs_texts_per_s"]) == 2
+    assert out["meta"]["ratio_vs_floor"] == round(scrub["texts_per_s"] / floor["texts_per_s"], 3)
+    assert scrub["recall"]["per_entity"]["PERSON"] >= floor["recall"]["per_entity"]["PERSON"]
