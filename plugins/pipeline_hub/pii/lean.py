@@ -11,8 +11,10 @@ check the results did not change.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from collections.abc import Iterable
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 
 from pipeline_hub.pii.config import PiiConfigError
 
@@ -59,10 +61,11 @@ def _lazy_artifacts_class():
     from presidio_analyzer.nlp_engine import NlpArtifacts
 
     class LazyNlpArtifacts(NlpArtifacts):
-        """Presidio's ``NlpArtifacts`` whose ``lemmas``, ``keywords`` and ``tokens_indices`` are built
-        on first use, with the same values: the lemma, or the lower-cased token without a lemmatizer
+        """Presidio's ``NlpArtifacts`` whose ``lemmas``, ``keywords``, ``tokens_indices`` (and
+        ``token_ends``) are built on first use, from one ``Doc.to_array`` rather than a ``Token`` object
+        per token, with the same values: the lemma, or the lower-cased token without a lemmatizer
         (Presidio's ``LemmaContextAwareEnhancer`` matches context words as substrings of these forms),
-        and keywords by :meth:`NlpArtifacts.set_keywords`."""
+        and the keywords :meth:`NlpArtifacts.set_keywords` returns."""
 
         def __init__(self, entities, doc, nlp_engine, language, scores) -> None:  # noqa: D107
             # NlpArtifacts.__init__ would compute the keywords at once: set its attributes here instead.
@@ -70,28 +73,67 @@ def _lazy_artifacts_class():
             self.scores = scores if scores else [0.85] * len(entities)
 
         @cached_property
+        def _columns(self) -> list[list[int]]:
+            from spacy.attrs import IDX, LEMMA, LENGTH, LOWER
+
+            return self.tokens.to_array([LEMMA, LOWER, IDX, LENGTH]).tolist() if len(self.tokens) else []
+
+        @cached_property
         def lemmas(self) -> list[str]:
-            return [t.lemma_ or t.lower_ for t in self.tokens]
+            strings = self.tokens.vocab.strings
+            return [strings[lemma or lower] for lemma, lower, _, _ in self._columns]  # hash 0: no lemma
 
         @cached_property
         def tokens_indices(self) -> list[int]:
-            return [t.idx for t in self.tokens]
+            return [idx for _, _, idx, _ in self._columns]
+
+        @cached_property
+        def token_ends(self) -> list[int]:
+            """End offset of each token (spaCy tokens are never empty)."""
+            return [idx + length for _, _, idx, length in self._columns]
 
         @cached_property
         def keywords(self) -> list[str]:
-            return NlpArtifacts.set_keywords(self.nlp_engine, self.lemmas, self.language)
+            keep = _keyword_filter(self.nlp_engine, self.language)
+            return [part for k in self.lemmas if keep(k) for part in k.lower().split(":")]
+
+        @cached_property
+        def keyword_set(self) -> frozenset[str]:
+            return frozenset(self.keywords)
 
     return LazyNlpArtifacts
 
 
-def in_place_enhancer():
-    """Presidio's ``LemmaContextAwareEnhancer`` without its deep copy of every text's results.
+@cache
+def _keyword_filter(nlp_engine, language: str):
+    """``NlpArtifacts.set_keywords``' test of one lemma, memoised per engine (the same words recur)."""
 
-    Presidio copies the results so it can raise scores in place; here they are the analyzer's own,
-    created for this one call and read by nothing else, so they are raised in place (same scores).
-    Texts with no result from a recognizer that has context words skip the enhancer altogether.
+    @lru_cache(maxsize=1 << 16)
+    def keep(lemma: str) -> bool:
+        return (
+            not nlp_engine.is_stopword(lemma, language)
+            and not nlp_engine.is_punct(lemma, language)
+            and lemma != "-PRON-"
+            and lemma != "be"
+        )
+
+    return keep
+
+
+def in_place_enhancer():
+    """Presidio's ``LemmaContextAwareEnhancer`` with the same scores and less work per text.
+
+    * No deep copy of the results: Presidio copies them so it can raise scores in place; here they are
+      the analyzer's own, created for this one call and read by nothing else.
+    * Skipped when no result can change: none comes from a recognizer with context words, or each such
+      result already has the highest score (1.0, which a context word cannot raise).
+    * The token under a result found by bisection over token end offsets (Presidio scans the tokens),
+      and the context words looked up in a set of the text's keywords (Presidio: in their list).
     """
-    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+    from presidio_analyzer import RecognizerResult
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer, LemmaContextAwareEnhancer
+
+    id_key, boosted_key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY, RecognizerResult.IS_SCORE_ENHANCED_BY_CONTEXT_KEY
 
     class _Owned(list):
         def __deepcopy__(self, memo):
@@ -99,18 +141,30 @@ def in_place_enhancer():
 
     class InPlaceEnhancer(LemmaContextAwareEnhancer):
         def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):
-            if not context and not any(r.context for r in recognizers if _has_result(r, raw_results)):
+            with_context = {r.id for r in recognizers if r.context}
+            if not context and not any(
+                (r.recognition_metadata or {}).get(id_key) in with_context
+                and r.score != ContextAwareEnhancer.MAX_SCORE
+                and not r.recognition_metadata.get(boosted_key)
+                for r in raw_results
+            ):
                 return list(raw_results)
             return super().enhance_using_context(text, _Owned(raw_results), nlp_artifacts, recognizers, context)
 
+        def _extract_surrounding_words(self, nlp_artifacts, word, start):
+            ends = getattr(nlp_artifacts, "token_ends", None)
+            if ends is None or not nlp_artifacts.tokens:
+                return super()._extract_surrounding_words(nlp_artifacts, word, start)
+            # Presidio's loop: the first token starting at ``start`` or ending after it.
+            index = bisect_right(ends, start)
+            if index == len(ends):
+                raise ValueError(f"no token at offset {start} although a result starts there")  # no record text
+            lemmas, keywords = nlp_artifacts.lemmas, nlp_artifacts.keyword_set  # Presidio: ``in`` on the list
+            words = self._add_n_words_backward(index, self.context_prefix_count, lemmas, keywords)
+            words += self._add_n_words_forward(index, self.context_suffix_count, lemmas, keywords)
+            return list(set(words))
+
     return InPlaceEnhancer()
-
-
-def _has_result(recognizer, results) -> bool:
-    from presidio_analyzer import RecognizerResult
-
-    key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
-    return any((r.recognition_metadata or {}).get(key) == recognizer.id for r in results)
 
 
 def loaded_recognizers(analyzer, language: str, entities: list[str]) -> list:
@@ -124,6 +178,36 @@ def loaded_recognizers(analyzer, language: str, entities: list[str]) -> list:
     return found
 
 
+_IPV4_HINT = re.compile(r"\d\.\d")
+_THREE_DIGITS = re.compile(r"\d{3}")
+
+
+def _could_match_ip(text: str) -> bool:
+    # Every IpRecognizer pattern has two colons (IPv6 forms, "::") or a digit, dot, digit (IPv4).
+    return text.count(":") >= 2 or _IPV4_HINT.search(text) is not None
+
+
+def _could_match_ssn(text: str) -> bool:
+    # Every UsSsnRecognizer pattern starts with three digits ([0-9]{3}, {5} or {9}).
+    return _THREE_DIGITS.search(text) is not None
+
+
+@cache
+def _prefilters() -> dict:
+    """Presidio recognizer class -> a test every text it can find something in passes (a superset)."""
+    from presidio_analyzer.predefined_recognizers import IpRecognizer, UsSsnRecognizer
+
+    return {IpRecognizer: _could_match_ip, UsSsnRecognizer: _could_match_ssn}
+
+
+def prefilter(recognizer):
+    """The cheap test for ``recognizer``, or None: only for Presidio's own classes with their own patterns."""
+    test = _prefilters().get(type(recognizer))
+    if test is None or recognizer.patterns is not type(recognizer).PATTERNS or recognizer.deny_list:
+        return None
+    return test
+
+
 def analyze_text(
     analyzer, recognizers: list, text: str, nlp_artifacts, entities: list[str], score_threshold: float, allow: set
 ) -> list:
@@ -133,7 +217,8 @@ def analyze_text(
     context enhancement (only for recognizers that override it; the base method returns its input),
     the context-aware enhancer (:func:`in_place_enhancer`), results below ``score_threshold`` dropped, then
     ``EntityRecognizer.remove_duplicates`` and the exact-match allow list. Left out: the recognizer
-    lookup and loading per text (:func:`loaded_recognizers` does them once), the decision-process tracing
+    lookup and loading per text (:func:`loaded_recognizers` does them once), recognizers whose
+    :func:`prefilter` says their patterns cannot match the text, the decision-process tracing
     (off) and the removal of explanations (the caller keeps only entity, offsets and score).
     """
     from presidio_analyzer import EntityRecognizer, RecognizerResult
@@ -141,6 +226,9 @@ def analyze_text(
     id_key, name_key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY, RecognizerResult.RECOGNIZER_NAME_KEY
     results: list = []
     for recognizer in recognizers:
+        test = prefilter(recognizer)
+        if test is not None and not test(text):
+            continue  # its patterns cannot match: it would return no result
         found = recognizer.analyze(text=text, entities=entities, nlp_artifacts=nlp_artifacts)
         if found:
             for r in found:
