@@ -11,8 +11,9 @@ Speed, without losing recall (``benchmarks/pii.py``, results in ``benchmarks/RES
   ``n_process`` would parallelise only the NLP step, not the regex and phone recognizers);
 * the phone recognizer, the slowest, runs only over digit runs (:mod:`pipeline_hub.pii.recognizers`);
 * per text, Presidio's analysis steps with less work and the same results (:mod:`pipeline_hub.pii.lean`:
-  no deep copies, context enhancement only where it can change a score, prefilters for the IP and
-  SSN patterns); python-phonenumbers keeps its compiled patterns (``enable_pattern_cache``).
+  no deep copies, context enhancement only where it can change a score, pattern recognizers skipped
+  on texts their patterns cannot match); python-phonenumbers keeps its compiled patterns
+  (``enable_pattern_cache``).
 
 Presidio runs offline: the spaCy model is an installed package and ``tldextract`` (used by the e-mail
 recognizer) uses its bundled public-suffix snapshot instead of downloading one.
