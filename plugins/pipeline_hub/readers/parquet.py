@@ -24,7 +24,7 @@ def _parquet(name: str, source: BinaryIO, limits: Limits, progress: _Progress) -
     row = 0
     try:
         pf = pq.ParquetFile(source)
-        for batch in pf.iter_batches(batch_size=1024):
+        for batch in pf.iter_batches(batch_size=1024, use_threads=False):  # one thread: no per-thread heaps
             for values in batch.to_pylist():
                 row += 1
                 progress.position = row

@@ -18,6 +18,8 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+WRITE_BYTES = 1 << 20  # uncompressed bytes handed to the gzip writer at a time (its output goes to the store)
+
 
 def local_dir(path: ObjectStoragePath) -> str | None:
     """Local directory of ``path`` (created) when it is on the local file system, else None (system temp).
@@ -71,7 +73,8 @@ class LineSpool:
 
 def write_chunks(spool: LineSpool, out_dir: ObjectStoragePath, chunk_size: int) -> list[dict[str, Any]]:
     """Cut ``spool`` into ``out_dir/chunk-00000.jsonl.gz``, … of ``chunk_size`` lines each (the last may
-    be shorter), each written through a streaming gzip compressor as it fills.
+    be shorter), each written through a streaming gzip compressor as it fills (in pieces of
+    :data:`WRITE_BYTES`: memory holds at most that much of a chunk).
 
     Returns ``[{"uri", "index", "records"}]``; ``[]`` for an empty spool (no file written). Raises
     ``ValueError`` for ``chunk_size`` < 1 and the store's ``OSError``.
@@ -80,22 +83,31 @@ def write_chunks(spool: LineSpool, out_dir: ObjectStoragePath, chunk_size: int) 
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     chunks: list[dict[str, Any]] = []
     raw = gz = None
+    pending = bytearray()  # lines go to gzip in pieces of WRITE_BYTES: each store write has a cost
+
+    def close() -> None:
+        gz.write(pending)
+        pending.clear()
+        gz.close()
+        raw.close()
+
     try:
         for n, line in enumerate(spool):
             if n % chunk_size == 0:
                 if gz is not None:
-                    gz.close()
-                    raw.close()
+                    close()
                 index = len(chunks)
                 path = out_dir / f"chunk-{index:05d}.jsonl.gz"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 raw = path.open("wb")
                 gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
                 chunks.append({"uri": str(path), "index": index, "records": 0})
-            gz.write(line)
+            pending += line
+            if len(pending) >= WRITE_BYTES:
+                gz.write(pending)
+                pending.clear()
             chunks[-1]["records"] += 1
     finally:
         if gz is not None:
-            gz.close()
-            raw.close()
+            close()
     return chunks
