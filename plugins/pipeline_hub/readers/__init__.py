@@ -22,9 +22,11 @@ a string (key or value, at any depth) longer than ``max_field_chars`` characters
 a record longer than ``max_record_bytes`` bytes (its line for JSONL/CSV, its JSON text for JSON elements
 and Parquet rows) is ``oversize_record``; containers nested deeper than ``max_nesting_depth`` (the
 record object itself is depth 1) are ``too_deep``. JSONL, CSV and gzip are read as streams, line by
-line, with a line never buffered beyond ``max_record_bytes``; ``.json`` documents and gzipped Parquet
-are read whole (JSON has no record boundary to stream on without a parser of our own; Parquet needs
-random access).
+line, with a line never buffered beyond ``max_record_bytes``; Parquet is read 1 024 rows at a time from
+the (seekable) object; a gzipped or unseekable Parquet object is first decompressed into a spooled
+temporary file (in memory up to :data:`SPOOL_BYTES`, then an anonymous file in the system temporary
+directory, removed when read), since Parquet needs random access. ``.json`` documents are read whole
+(JSON has no record boundary to stream on without a parser of our own).
 
 Encodings: UTF-8 (RFC 3629), an optional UTF-8 BOM at the start is dropped. JSON per RFC 8259 (the
 ``json`` module, which also accepts ``NaN``/``Infinity``); JSON Lines per https://jsonlines.org
@@ -36,6 +38,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -45,8 +49,10 @@ from pipeline_hub.readers.limits import Item, Limits, ObjectError, RecordError, 
 from pipeline_hub.readers.parquet import _parquet
 from pipeline_hub.readers.text import _csv, _json_document, _jsonl
 
-__all__ = ["FORMATS", "Item", "Limits", "ObjectError", "RecordError", "detect_format", "iter_records"]
+__all__ = ["FORMATS", "SPOOL_BYTES", "Item", "Limits", "ObjectError", "RecordError", "detect_format", "iter_records"]
 
+# A gzipped Parquet object is decompressed into memory up to this size, beyond it into a temporary file.
+SPOOL_BYTES = 64 << 20
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -68,6 +74,22 @@ def _sized_readline(stream: BinaryIO) -> BinaryIO:
     if isinstance(stream, io.BufferedIOBase | io.BytesIO) and not hasattr(stream, "fs"):
         return stream
     return io.BufferedReader(stream)
+
+
+def _seekable(stream: BinaryIO, gz: bool) -> BinaryIO:
+    """``stream`` itself when it can seek (and is not gzip), else its bytes copied 1 MiB at a time into a
+    :class:`tempfile.SpooledTemporaryFile` (memory up to :data:`SPOOL_BYTES`, then disk), rewound.
+    A truncated gzip stream raises here (``EOFError``, ``zlib.error``), before any record."""
+    if not gz and stream.seekable():
+        return stream
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    try:
+        shutil.copyfileobj(stream, spool, 1 << 20)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
 
 
 def iter_records(name: str, data: bytes | BinaryIO, limits: Limits | None = None) -> Iterator[Item]:
@@ -94,7 +116,12 @@ def iter_records(name: str, data: bytes | BinaryIO, limits: Limits | None = None
         elif fmt == "json":
             yield from _json_document(name, stream.read(), limits)
         else:
-            yield from _parquet(name, stream.read(), limits, progress)
+            seekable = _seekable(stream, gz)
+            try:
+                yield from _parquet(name, seekable, limits, progress)
+            finally:
+                if seekable is not stream:
+                    seekable.close()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         if not gz:
             raise

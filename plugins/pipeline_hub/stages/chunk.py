@@ -18,11 +18,12 @@ import json
 import logging
 import numbers
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from pipeline_hub import reasons, storage
 from pipeline_hub.hashing import content_hash
-from pipeline_hub.readers import Limits, ObjectError, RecordError, detect_format, iter_records
+from pipeline_hub.readers import Item, Limits, ObjectError, RecordError, detect_format, iter_records
 from pipeline_hub.stages.plan import (
     READ,
     REJECTED,
@@ -32,6 +33,7 @@ from pipeline_hub.stages.plan import (
     batch_manifest_path,
     object_counts,
 )
+from pipeline_hub.stages.spool import LineSpool, local_dir, write_chunks
 
 log = logging.getLogger(__name__)
 # What a record's 1-based position counts, per format (for details).
@@ -66,30 +68,72 @@ def normalise(source_uri: str, position: int, raw: dict[str, Any]) -> dict[str, 
     return {"record_id": record_id, "source_uri": source_uri, "position": position, "fields": raw}
 
 
-def read_object(obj: dict[str, Any], limits: Limits, max_items: int | None = None) -> tuple[list, ObjectError | None]:
-    """Items of one raw object (``(position, record)`` or :class:`RecordError`), at most ``max_items``.
+def iter_object(obj: dict[str, Any], limits: Limits, max_items: int | None = None) -> Iterator[Item]:
+    """Stream the items of one raw object: ``(position, record)`` or :class:`RecordError`, at most
+    ``max_items``, then the :class:`ObjectError` (always last) when the object is unreadable.
 
-    Streams ``obj["uri"]``. Returns ``(items, None)``, or ``(items read before the fault, error)``
-    when the object is unreadable: the caller then rejects the object with all its records (the rule
-    of :mod:`pipeline_hub.readers`).
+    Reads ``obj["uri"]`` as a stream (:func:`pipeline_hub.readers.iter_records`); a store that cannot
+    return its bytes is ``ObjectError(unreadable_object)``. After an ``ObjectError`` the caller rejects
+    the object with every item it yielded (the rule of :mod:`pipeline_hub.readers`).
     """
-    items: list = []
+    n = 0
     try:
         with storage.to_path(obj["uri"]).open("rb") as fh:
             for item in iter_records(obj["public_uri"], fh, limits):
+                yield item
                 if isinstance(item, ObjectError):
-                    return items, item
-                items.append(item)
-                if max_items is not None and len(items) >= max_items:
-                    break
+                    return
+                n += 1
+                if max_items is not None and n >= max_items:
+                    return
     except OSError as exc:
-        return items, ObjectError(
+        yield ObjectError(
             reasons.UNREADABLE_OBJECT,
             reasons.detail(
                 "{obj}: the store could not return its bytes ({err})", obj=obj["public_uri"], err=type(exc).__name__
             ),
         )
+
+
+def read_object(obj: dict[str, Any], limits: Limits, max_items: int | None = None) -> tuple[list, ObjectError | None]:
+    """Items of one raw object as a list (:func:`iter_object` collected: O(object) memory, for small
+    objects and tests). Returns ``(items, None)``, or ``(items read before the fault, error)``."""
+    items: list = []
+    for item in iter_object(obj, limits, max_items):
+        if isinstance(item, ObjectError):
+            return items, item
+        items.append(item)
     return items, None
+
+
+def _line(row: dict[str, Any]) -> bytes:
+    """One JSON Lines line as the chunk and ``_rejects.jsonl`` files hold it (sorted keys)."""
+    return (json.dumps(row, sort_keys=True, default=str) + "\n").encode()
+
+
+class _Seen:
+    """Content digests (first 128 bits of the SHA-256, as bytes) and record ids seen so far in a source,
+    plus those of the object being read (kept apart until the object is known readable)."""
+
+    def __init__(self) -> None:
+        self.content: set[bytes] = set()
+        self.ids: set[str] = set()
+        self.new_content: set[bytes] = set()
+        self.new_ids: set[str] = set()
+
+    def has_content(self, digest: bytes) -> bool:
+        return digest in self.content or digest in self.new_content
+
+    def has_id(self, record_id: str) -> bool:
+        return record_id in self.ids or record_id in self.new_ids
+
+    def commit(self) -> None:
+        self.content |= self.new_content
+        self.ids |= self.new_ids
+        self.rollback()
+
+    def rollback(self) -> None:
+        self.new_content, self.new_ids = set(), set()
 
 
 def _reject_row(obj: dict[str, Any], error: RecordError) -> dict[str, Any]:
@@ -114,82 +158,59 @@ def chunk_source(plan: RunPlan, source: str, chunk_size: int, max_chunks: int | 
     whole: none of its records counts, it is listed ``rejected`` with its reason in ``_objects.json``
     (staging) and in the batch manifest, which is rewritten with each object's final status and
     record count. Objects not reached because of ``row_limit`` are listed ``skipped`` / ``row_limit``.
+
+    Memory: records are streamed from each object into a :class:`~pipeline_hub.stages.spool.LineSpool`
+    (a temporary file in the local staging directory, else the system temp dir) and cut into chunks
+    once the source's count is known; only the content digests and ids of the source's records (for
+    duplicates) and the object listing stay in memory.
     """
     info = plan.sources[source]
     limits = Limits(**(plan.settings.get("limits") or {}))
     out_dir = storage.join(plan.staging, "chunks", source)
     listing = [dict(o) for o in info.get("listing") or []]
     entries = {o["public_uri"]: o for o in listing}
-    seen_content: set[str] = set()
-    seen_ids: dict[str, str] = {}
-    staged: list[dict] = []
-    rejects: list[dict] = []
-    counts = {"rows_read": 0, "duplicates_dropped": 0, "rejected": {}, "staged": 0}
+    seen = _Seen()
+    counts: dict[str, Any] = {"rows_read": 0, "duplicates_dropped": 0, "rejected": {}, "staged": 0}
     limit = plan.row_limit
-    for obj in info["objects"]:
-        entry = entries.setdefault(obj["public_uri"], {"public_uri": obj["public_uri"], "status": READ})
-        if limit is not None and counts["rows_read"] >= limit:
-            entry.update(status=SKIPPED, reason=reasons.ROW_LIMIT, records=0)
-            entry["detail"] = reasons.plain(
-                reasons.detail("{obj}: not read, the run's row_limit {n} was reached", obj=obj["public_uri"], n=limit)
-            )
-            continue
-        items, error = read_object(obj, limits, None if limit is None else limit - counts["rows_read"])
-        if error is not None:
-            entry.update(status=REJECTED, reason=error.reason, detail=reasons.plain(error.detail), records=len(items))
-            log.warning("raw object rejected with its %d records read: %s", len(items), entry["detail"])
-            continue
-        entry["records"] = len(items)
-        for item in items:
-            counts["rows_read"] += 1
-            if isinstance(item, RecordError):
-                rejects.append(_reject_row(obj, item))
-                continue
-            position, raw = item
-            record = normalise(obj["public_uri"], position, raw)
-            if isinstance(record, RecordError):
-                rejects.append(_reject_row(obj, record))
-                continue
-            digest = content_hash(raw)
-            if digest in seen_content:
-                counts["duplicates_dropped"] += 1
-                continue
-            seen_content.add(digest)
-            if record["record_id"] in seen_ids:
-                where = POSITION_NAMES.get(detect_format(obj["public_uri"])[0] or "", "record")
-                rejects.append(
-                    {
-                        "record_id": f"{record['record_id']}#{obj['sha256'][:8]}:{position}",
-                        "source_uri": obj["public_uri"],
-                        "position": position,
-                        "reason": reasons.DUPLICATE_ID,
-                        "detail": reasons.detail(
-                            "{obj} " + where + " {pos}: field {field} repeats an earlier record with different content",
-                            obj=obj["public_uri"],
-                            pos=position,
-                            field="id",
-                        ),
-                    }
+    spool_dir = local_dir(out_dir)
+    with LineSpool(spool_dir) as staged, LineSpool(spool_dir) as rejects:
+        for obj in info["objects"]:
+            entry = entries.setdefault(obj["public_uri"], {"public_uri": obj["public_uri"], "status": READ})
+            if limit is not None and counts["rows_read"] >= limit:
+                entry.update(status=SKIPPED, reason=reasons.ROW_LIMIT, records=0)
+                entry["detail"] = reasons.plain(
+                    reasons.detail(
+                        "{obj}: not read, the run's row_limit {n} was reached", obj=obj["public_uri"], n=limit
+                    )
                 )
                 continue
-            seen_ids[record["record_id"]] = digest
-            staged.append(record)
-    for r in rejects:
-        counts["rejected"][r["reason"]] = counts["rejected"].get(r["reason"], 0) + 1
-    counts["staged"] = len(staged)
-    if max_chunks:
-        chunk_size = max(chunk_size, -(-len(staged) // max_chunks))
-    counts["chunk_size"] = chunk_size
-    chunks = []
-    for index, start in enumerate(range(0, len(staged), chunk_size)):
-        part = staged[start : start + chunk_size]
-        path = out_dir / f"chunk-{index:05d}.jsonl.gz"
-        payload = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in part)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(gzip.compress(payload.encode(), mtime=0))
-        chunks.append({"uri": str(path), "index": index, "records": len(part)})
-    counts["objects"] = object_counts(listing)
-    storage.write_jsonl(out_dir / "_rejects.jsonl", rejects)
+            max_items = None if limit is None else limit - counts["rows_read"]
+            marks = staged.mark(), rejects.mark()
+            found = _chunk_object(obj, iter_object(obj, limits, max_items), seen, staged, rejects)
+            if (error := found["error"]) is not None:  # void every item of the object (readers' rule)
+                staged.rollback(marks[0])
+                rejects.rollback(marks[1])
+                seen.rollback()
+                entry.update(status=REJECTED, reason=error.reason, detail=reasons.plain(error.detail))
+                entry["records"] = found["items"]
+                log.warning("raw object rejected with its %d records read: %s", entry["records"], entry["detail"])
+                continue
+            seen.commit()
+            entry["records"] = found["items"]
+            counts["rows_read"] += found["items"]
+            counts["duplicates_dropped"] += found["duplicates"]
+            for reason, n in found["rejected"].items():
+                counts["rejected"][reason] = counts["rejected"].get(reason, 0) + n
+        counts["staged"] = staged.lines
+        if max_chunks:
+            chunk_size = max(chunk_size, -(-staged.lines // max_chunks))
+        counts["chunk_size"] = chunk_size
+        chunks = write_chunks(staged, out_dir, chunk_size)
+        counts["objects"] = object_counts(listing)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with (out_dir / "_rejects.jsonl").open("wb") as fh:
+            for line in rejects:
+                fh.write(line)
     storage.write_json(out_dir / "_objects.json", listing, atomic=False)
     storage.write_json(out_dir / "_counts.json", counts, atomic=False)
     if info.get("batch_hash"):
@@ -199,6 +220,61 @@ def chunk_source(plan: RunPlan, source: str, chunk_size: int, max_chunks: int | 
             batch_manifest(plan, source),
         )
     return {"source": source, "chunks": chunks, "counts": counts}
+
+
+def _chunk_object(
+    obj: dict[str, Any], items: Iterator[Item], seen: _Seen, staged: LineSpool, rejects: LineSpool
+) -> dict[str, Any]:
+    """Normalise, de-duplicate and spool the items of one object (staged records to ``staged``, reject
+    rows to ``rejects``, digests and ids to ``seen``'s pending sets).
+
+    Returns ``{"items": items read, "duplicates": exact duplicates dropped, "rejected": {reason: n},
+    "error": the ObjectError or None}``; on an error the caller rolls the spools and ``seen`` back.
+    """
+    found: dict[str, Any] = {"items": 0, "duplicates": 0, "rejected": {}, "error": None}
+
+    def reject(row: dict[str, Any]) -> None:
+        rejects.write(_line(row))
+        found["rejected"][row["reason"]] = found["rejected"].get(row["reason"], 0) + 1
+
+    for item in items:
+        if isinstance(item, ObjectError):
+            found["error"] = item
+            break
+        found["items"] += 1
+        if isinstance(item, RecordError):
+            reject(_reject_row(obj, item))
+            continue
+        position, raw = item
+        record = normalise(obj["public_uri"], position, raw)
+        if isinstance(record, RecordError):
+            reject(_reject_row(obj, record))
+            continue
+        digest = bytes.fromhex(content_hash(raw)[:32])
+        if seen.has_content(digest):
+            found["duplicates"] += 1
+            continue
+        seen.new_content.add(digest)
+        if seen.has_id(record["record_id"]):
+            where = POSITION_NAMES.get(detect_format(obj["public_uri"])[0] or "", "record")
+            reject(
+                {
+                    "record_id": f"{record['record_id']}#{obj['sha256'][:8]}:{position}",
+                    "source_uri": obj["public_uri"],
+                    "position": position,
+                    "reason": reasons.DUPLICATE_ID,
+                    "detail": reasons.detail(
+                        "{obj} " + where + " {pos}: field {field} repeats an earlier record with different content",
+                        obj=obj["public_uri"],
+                        pos=position,
+                        field="id",
+                    ),
+                }
+            )
+            continue
+        seen.new_ids.add(record["record_id"])
+        staged.write(_line(record))
+    return found
 
 
 def object_listing(plan: RunPlan, source: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
