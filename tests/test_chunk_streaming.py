@@ -96,7 +96,25 @@ def test_spool_rollback_and_empty_spool(tmp_path):
         chunks = write_chunks(spool, storage.to_path(str(tmp_path / "c")), 1)
         assert [c["records"] for c in chunks] == [1, 1]
         assert gzip.decompress((tmp_path / "c" / "chunk-00001.jsonl.gz").read_bytes()) == b"4\n"
-    with LineSpool() as empty:
+    with LineSpool(str(tmp_path)) as empty:
         assert write_chunks(empty, storage.to_path(str(tmp_path / "e")), 3) == []
         with pytest.raises(ValueError):
             write_chunks(empty, storage.to_path(str(tmp_path / "e")), 0)
+
+
+def test_a_remote_staging_spools_in_the_private_state_dir_not_the_system_temp(tmp_path, monkeypatch):
+    """Raw record text of a chunk staged on S3 is spooled under ``<state dir>/spool`` (mode 0700)."""
+    import stat
+
+    from airflow.sdk import ObjectStoragePath
+
+    from pipeline_hub.config import get_settings
+    from pipeline_hub.stages.spool import local_dir
+
+    monkeypatch.setenv("PIPELINE_HUB_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    spool = local_dir(ObjectStoragePath("s3://staging/run/chunks/companies"))
+    assert spool == str(tmp_path / "state" / "spool")
+    assert stat.S_IMODE((tmp_path / "state" / "spool").stat().st_mode) == 0o700
+    local = tmp_path / "staging" / "companies"
+    assert local_dir(ObjectStoragePath(f"file://{local}")) == str(local) and local.is_dir()

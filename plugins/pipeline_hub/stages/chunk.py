@@ -160,7 +160,7 @@ def chunk_source(plan: RunPlan, source: str, chunk_size: int, max_chunks: int | 
     record count. Objects not reached because of ``row_limit`` are listed ``skipped`` / ``row_limit``.
 
     Memory: records are streamed from each object into a :class:`~pipeline_hub.stages.spool.LineSpool`
-    (a temporary file in the local staging directory, else the system temp dir) and cut into chunks
+    (an anonymous temporary file in the local staging directory, else in ``<state dir>/spool``) and cut into chunks
     once the source's count is known; only the content digests and ids of the source's records (for
     duplicates) and the object listing stay in memory.
     """

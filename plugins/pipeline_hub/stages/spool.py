@@ -21,12 +21,16 @@ from airflow.sdk import ObjectStoragePath
 WRITE_BYTES = 1 << 20  # uncompressed bytes handed to the gzip writer at a time (its output goes to the store)
 
 
-def local_dir(path: ObjectStoragePath) -> str | None:
-    """Local directory of ``path`` (created) when it is on the local file system, else None (system temp).
-
-    Used so a local run's spool (raw record text) lives in its private staging directory."""
+def local_dir(path: ObjectStoragePath) -> str:
+    """Where the spool of a chunk staged at ``path`` lives: ``path`` itself (created) when it is on the
+    local file system, else ``<state dir>/spool`` (:func:`pipeline_hub.config.state_dir`, created with mode
+    0700): raw record text never goes to the system temp dir (:mod:`pipeline_hub.stages.runner`)."""
     if path.protocol not in ("", "file", "local"):
-        return None
+        from pipeline_hub.config import state_dir
+
+        spool = state_dir() / "spool"
+        spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return str(spool)
     path.mkdir(parents=True, exist_ok=True)
     return path.path
 
@@ -35,7 +39,7 @@ class LineSpool:
     """Lines in an anonymous temporary file; ``lines`` counts them; :meth:`mark`/:meth:`rollback` undo
     the lines written since a mark (file truncated). Iterating rewinds and yields every line (bytes)."""
 
-    def __init__(self, directory: str | None = None) -> None:
+    def __init__(self, directory: str) -> None:
         self._fh = tempfile.TemporaryFile(dir=directory)
         self.lines = 0
 
