@@ -103,6 +103,22 @@ STUB_SERVER = textwrap.dedent(
     server = StubLLMServer(
         port=config["port"], latency_s=config["latency_s"], rpm_limit=config["rpm_limit"], fault_plan=plan
     )
+    # The span of the chat requests answered since the previous "stats": first arrival, last answer (s).
+    # A request without messages (a client probing rate-limit headers) is counted apart, not in the span.
+    span, probes = [], [0]
+    chat = server.chat
+
+    def timed_chat(body):
+        started = time.monotonic()
+        try:
+            return chat(body)
+        finally:
+            if body.get("messages"):
+                span.append((started, time.monotonic()))
+            else:
+                probes[0] += 1
+
+    server.chat = timed_chat
     server.start()
     print(server.base_url, flush=True)
     for line in sys.stdin:
@@ -110,7 +126,10 @@ STUB_SERVER = textwrap.dedent(
             break
         with server._lock:
             stats = {"calls": server.calls, "by_status": {str(k): v for k, v in server.calls_by_status.items()}}
-        print(json.dumps({**stats, "cpu_s": time.process_time()}), flush=True)
+            done, span[:] = list(span), []
+        window = max(e for _, e in done) - min(s for s, _ in done) if done else 0.0
+        stats["probes"] = probes[0]
+        print(json.dumps({**stats, "cpu_s": time.process_time(), "span_s": window}), flush=True)
     server.stop()
     """
 )
@@ -149,7 +168,9 @@ class StubProcess:
         return self
 
     def stats(self) -> dict[str, Any]:
-        """``{"calls", "by_status": {"200": n, ...}, "cpu_s"}`` so far (chat requests, statuses sent, CPU)."""
+        """``{"calls", "by_status": {"200": n, ...}, "cpu_s", "span_s"}`` so far (chat requests, statuses sent, CPU;
+        ``span_s``: from the first chat request's arrival to the last one's answer since the previous call;
+        ``probes``: requests without messages so far, e.g. a client reading rate-limit headers)."""
         self._proc.stdin.write("stats\n")
         self._proc.stdin.flush()
         return json.loads(self._proc.stdout.readline())
