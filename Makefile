@@ -29,7 +29,7 @@ OPENLINEAGE_DIR := $(LOCAL)/openlineage
 export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(OPENLINEAGE_DIR)/event", "append": false}
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install install-demo install-scale test lint demo airflow services-up services-down lock clean checkov glue-tables terraform-check scale-check
+.PHONY: help install install-demo install-scale test lint demo airflow services-up services-down lock clean checkov glue-tables terraform-check scale-check bench-curator
 
 help:
 	@echo "make demo   - install everything, start S3 + local LLM, run prompt_pipeline on the sample, show results"
@@ -41,6 +41,7 @@ help:
 	@echo "make terraform-check - terraform fmt -check + validate (needs terraform and the registry)"
 
 	@echo "make scale-check - prompt_pipeline on 2 local Celery workers = the in-process run (heavy, by hand)"
+	@echo "make bench-curator - Bespoke Curator vs pipeline-hub run on the stub (Curator in its own venv, by hand)"
 
 # Install from the hashed lock (README "Dependencies and the lock"): every package at its locked version and
 # hash, without resolving, then the project itself editable (it has no hash), then `pip check`.
@@ -125,6 +126,20 @@ scale-check: install-scale
 	@command -v redis-server > /dev/null && ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 \
 	  || { echo "scale-check needs PostgreSQL and Redis: apt-get install -y postgresql redis-server"; exit 1; }
 	$(BIN)/python benchmarks/celery_two_workers.py $(SCALE_CHECK_ARGS)
+
+# Peer benchmark (benchmarks/RESULTS.md "Curator"): Bespoke Curator in a venv of its own under .local (never a
+# project dependency), then Curator and `pipeline-hub run` on the same records against the stub. By hand.
+BENCH_VENV := $(LOCAL)/bench-venv
+CURATOR_VERSION ?= 0.1.31
+BENCH_CURATOR_ARGS ?=
+
+$(BENCH_VENV)/.curator-$(CURATOR_VERSION):
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check "bespokelabs-curator==$(CURATOR_VERSION)"
+	touch $@
+
+bench-curator: install $(BENCH_VENV)/.curator-$(CURATOR_VERSION)
+	$(BIN)/python benchmarks/curator.py --venv $(BENCH_VENV) $(BENCH_CURATOR_ARGS)
 
 # The lock (README "Dependencies and the lock"), every version pinned with its hashes, from pyproject.toml
 # (and infra/devservices/pyproject.toml where it exists; the first-party packages are left out):

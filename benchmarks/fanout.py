@@ -30,6 +30,14 @@ Scenarios (defaults; every number is a flag):
 ``throughput``
     2 000 records, 200 ms latency, concurrency 32, no rate limit: ideal 32 / 0.2 = 160 records/s.
     Uses a disk response cache in a temporary directory, as a deployment does (the default).
+``aiohttp``
+    the floor client, for comparison in the same run: the same records' request bodies (rendered by the
+    topic's template, built before the clock starts) sent by a minimal ``aiohttp`` client — one
+    ``ClientSession``, ``concurrency`` worker coroutines, ``json()`` of each answer and ``json.loads`` of
+    its content, no retries, validation, cache or accounting — to a fresh stub with the same latency.
+    What it reaches is what the event loop, the HTTP stack and the stub allow; ``vs aiohttp`` in the
+    table is each row's ratio over this one's. ``--repeat K`` runs ``throughput`` and ``aiohttp``
+    alternately K times (machine load drifts; the table then shows each run and the medians).
 ``rpm``
     600 records (about 60 s), same latency and concurrency, RPM limit 600 on the stub and in the
     connection: ideal 600 / 60 = 10 records/s; the stub's 429s show whether we provoked any.
@@ -49,6 +57,7 @@ Scenarios (defaults; every number is a flag):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import json
 import logging
@@ -74,7 +83,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 CONN_ID = "llm_bench"
 TOPIC = "industry_classification"
-SCENARIOS = ("throughput", "rpm", "faults", "rerun", "mapped")
+SCENARIOS = ("throughput", "aiohttp", "rpm", "faults", "rerun", "mapped")
 # Loggers that write one line per HTTP request at INFO: kept quiet so the table stays readable.
 CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai")
 
@@ -94,6 +103,22 @@ STUB_SERVER = textwrap.dedent(
     server = StubLLMServer(
         port=config["port"], latency_s=config["latency_s"], rpm_limit=config["rpm_limit"], fault_plan=plan
     )
+    # The span of the chat requests answered since the previous "stats": first arrival, last answer (s).
+    # A request without messages (a client probing rate-limit headers) is counted apart, not in the span.
+    span, probes = [], [0]
+    chat = server.chat
+
+    def timed_chat(body):
+        started = time.monotonic()
+        try:
+            return chat(body)
+        finally:
+            if body.get("messages"):
+                span.append((started, time.monotonic()))
+            else:
+                probes[0] += 1
+
+    server.chat = timed_chat
     server.start()
     print(server.base_url, flush=True)
     for line in sys.stdin:
@@ -101,7 +126,10 @@ STUB_SERVER = textwrap.dedent(
             break
         with server._lock:
             stats = {"calls": server.calls, "by_status": {str(k): v for k, v in server.calls_by_status.items()}}
-        print(json.dumps({**stats, "cpu_s": time.process_time()}), flush=True)
+            done, span[:] = list(span), []
+        window = max(e for _, e in done) - min(s for s, _ in done) if done else 0.0
+        stats["probes"] = probes[0]
+        print(json.dumps({**stats, "cpu_s": time.process_time(), "span_s": window}), flush=True)
     server.stop()
     """
 )
@@ -140,7 +168,9 @@ class StubProcess:
         return self
 
     def stats(self) -> dict[str, Any]:
-        """``{"calls", "by_status": {"200": n, ...}, "cpu_s"}`` so far (chat requests, statuses sent, CPU)."""
+        """``{"calls", "by_status": {"200": n, ...}, "cpu_s", "span_s"}`` so far (chat requests, statuses sent, CPU;
+        ``span_s``: from the first chat request's arrival to the last one's answer since the previous call;
+        ``probes``: requests without messages so far, e.g. a client reading rate-limit headers)."""
         self._proc.stdin.write("stats\n")
         self._proc.stdin.flush()
         return json.loads(self._proc.stdout.readline())
@@ -305,6 +335,96 @@ def run_fanout(
     return row
 
 
+# --- the floor: a minimal aiohttp client ----------------------------------------------------------------
+
+
+def request_bodies(records: list[dict], model: str = "stub-model") -> list[dict[str, Any]]:
+    """The chat-completions bodies ``prompt_records`` sends for ``records`` (first attempt, ``json_schema``)."""
+    from pipeline_hub.prompts.registry import load_topic
+    from pipeline_hub.providers.structured import response_format
+    from pipeline_hub.stages.prompt_inputs import build_variables
+
+    topic = load_topic(TOPIC)
+    schema_format = response_format(topic.prompt.output_schema, topic.name, "json_schema")
+    bodies = []
+    for record in records:
+        variables, _, _ = build_variables(topic, record)
+        messages = topic.prompt.render(variables)
+        bodies.append(
+            {**topic.prompt.model_params, "model": model, "messages": messages, "response_format": schema_format}
+        )
+    return bodies
+
+
+async def aiohttp_fanout(base_url: str, bodies: list[dict[str, Any]], concurrency: int) -> int:
+    """POST every body to ``base_url``/chat/completions, ``concurrency`` at a time; return the JSON answers.
+
+    ``concurrency`` workers share one ``aiohttp.ClientSession`` (its connector limited to as many
+    connections) and take bodies one at a time. No retries: a failed request raises.
+    """
+    import aiohttp
+
+    url = base_url.rstrip("/") + "/chat/completions"
+    headers = {"Authorization": "Bearer sk-bench-stub"}
+    pending = iter(bodies)
+    answers = 0
+
+    async def worker(http) -> None:
+        nonlocal answers
+        for body in pending:
+            async with http.post(url, json=body, headers=headers) as response:
+                response.raise_for_status()
+                data = await response.json()
+            json.loads(data["choices"][0]["message"]["content"])
+            answers += 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(bodies))):
+                group.create_task(worker(http))
+    return answers
+
+
+def run_aiohttp(records: list[dict], *, latency_s: float, concurrency: int, seed: int = 0, **_: Any) -> dict[str, Any]:
+    """``records``' request bodies through :func:`aiohttp_fanout` against a fresh stub; the measured row."""
+    bodies = request_bodies(records)
+    error, answers = None, 0
+    with StubProcess(latency_s, seed=seed) as stub:
+        before = stub.stats()
+        cpu, started = time.process_time(), time.perf_counter()
+        try:
+            answers = asyncio.run(aiohttp_fanout(stub.base_url, bodies, concurrency))
+        except Exception as exc:  # report it, do not hide it
+            error = f"{type(exc).__name__}: {exc}"
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        after = stub.stats()
+    calls = after["calls"] - before["calls"]
+    by_status = {k: v - before["by_status"].get(k, 0) for k, v in sorted(after["by_status"].items())}
+    ideal = ideal_rate(concurrency, latency_s)
+    achieved = len(records) / elapsed if elapsed > 0 else None
+    return {
+        "records": len(records),
+        "seconds": round(elapsed, 2),
+        "records_per_s": round(achieved, 1) if achieved else None,
+        "ideal_per_s": round(ideal, 1) if ideal else None,
+        "ratio": round(achieved / ideal, 3) if achieved and ideal else None,
+        "calls": calls,
+        "calls_per_record": round(calls / len(records), 3) if records else None,
+        "http_status": {k: v for k, v in by_status.items() if v},
+        "http_429": by_status.get("429", 0),
+        "published": answers,
+        "quarantined": 0,
+        "quarantined_by_reason": {},
+        "conserved": answers == len(records) and error is None,
+        "published_pct": round(100 * answers / len(records), 2) if records else None,
+        "client_cpu_ms_per_record": round(1000 * cpu / len(records), 2) if records else None,
+        "stub_cpu_ms_per_call": round(1000 * (after["cpu_s"] - before["cpu_s"]) / calls, 2) if calls else None,
+        "error": error,
+    }
+
+
 # --- one mapped task per record --------------------------------------------------------------------------
 
 MAPPED_DAG = textwrap.dedent(
@@ -448,7 +568,12 @@ def run_mapped(m: int, *, latency_s: float, seed: int = 0) -> dict[str, Any]:
 
 
 def run_scenarios(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Run the chosen scenarios in order (``rerun`` first runs ``throughput`` if it was not chosen)."""
+    """Run the chosen scenarios in order (``rerun`` first runs ``throughput`` if it was not chosen).
+
+    With ``args.repeat`` K > 1, ``throughput`` and ``aiohttp`` (those chosen) run alternately K times, each
+    ``throughput`` on a fresh cache; the rows are ``<name> #k`` plus ``<name> (median)``. Every row with a
+    ratio gets ``vs_aiohttp``: its ratio over the (median) ``aiohttp`` ratio of this run.
+    """
     chosen = [s for s in SCENARIOS if s in set(args.scenario or SCENARIOS)]
     faults = {"rate_429": args.rate_429, "rate_500": args.rate_500, "rate_malformed": args.rate_malformed}
     if args.retry_after is not None:
@@ -458,28 +583,72 @@ def run_scenarios(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "concurrency": args.concurrency,
         "max_retries": args.max_retries,
     }
+    repeat = max(1, getattr(args, "repeat", 1))
     rows: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-llm-cache-") as cache_dir:
+    with tempfile.TemporaryDirectory(prefix="bench-llm-cache-") as caches:
         batch = make_records(args.records)
-        cached = {"cache_dir": cache_dir, "port": free_port(), "seed": args.seed}  # rerun: same URL, same cache
+        cached: dict[str, Any] = {}
+
+        def fresh_cache(k: int) -> dict[str, Any]:  # rerun: same URL, same cache as the last throughput run
+            cached.update(cache_dir=str(Path(caches) / f"cache-{k}"), port=free_port(), seed=args.seed)
+            return cached
+
+        paired = [name for name in ("throughput", "aiohttp") if name in chosen]
+        for k in range(1, repeat + 1):
+            for name in paired:
+                label = name if repeat == 1 else f"{name} #{k}"
+                progress(f"{label}: running")
+                if name == "throughput":
+                    rows[label] = run_fanout(batch, **fresh_cache(k), **common)
+                else:
+                    rows[label] = run_aiohttp(batch, seed=args.seed, **common)
+                progress(f"{label}: {json.dumps(rows[label])}")
+        if repeat > 1:
+            for name in paired:
+                runs = [rows[f"{name} #{k}"] for k in range(1, repeat + 1)]
+                rows[f"{name} (median)"] = median_row(runs)
         for name in chosen:
+            if name in paired:
+                continue
             progress(f"{name}: running")
-            if name == "throughput":
-                rows[name] = run_fanout(batch, **cached, **common)
-            elif name == "rpm":
+            if name == "rpm":
                 rpm_batch = make_records(args.rpm_records, prefix="Paced Company")
                 rows[name] = run_fanout(rpm_batch, rpm=args.rpm, stub_rpm=args.rpm, seed=args.seed, **common)
             elif name == "faults":
                 fault_batch = make_records(args.records, prefix="Faulty Company")
                 rows[name] = run_fanout(fault_batch, faults=faults, seed=args.seed, **common)
             elif name == "rerun":
-                if "throughput" not in rows:
-                    run_fanout(batch, **cached, **common)
+                if "throughput" not in chosen:
+                    run_fanout(batch, **fresh_cache(0), **common)
                 rows[name] = {**run_fanout(batch, **cached, **common), "ideal_per_s": None, "ratio": None}
             elif name == "mapped":
                 rows[name] = run_mapped(args.mapped_records, latency_s=args.latency, seed=args.seed)
             progress(f"{name}: {json.dumps(rows[name])}")
+    floor = rows.get("aiohttp (median)", rows.get("aiohttp", {})).get("ratio")
+    for row in rows.values():
+        if floor and row.get("ratio"):
+            row["vs_aiohttp"] = round(row["ratio"] / floor, 3)
     return rows
+
+
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the medians of ``runs``' numeric timing fields (counts from the first run)."""
+    import statistics
+
+    row = dict(runs[0])
+    for key in (
+        "seconds",
+        "records_per_s",
+        "ratio",
+        "client_cpu_ms_per_record",
+        "stub_cpu_ms_per_call",
+        "call_ms_mean",
+    ):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        row[key] = round(statistics.median(values), 3) if values else None
+    row["conserved"] = all(r.get("conserved") for r in runs)
+    row["ratios"] = [r.get("ratio") for r in runs]
+    return row
 
 
 def free_port() -> int:
@@ -517,6 +686,7 @@ COLUMNS = (
     ("quarantined_by_reason", "quarantined"),
     ("conserved", "adds up"),
     ("client_cpu_ms_per_record", "client CPU ms/rec"),
+    ("vs_aiohttp", "vs aiohttp"),
 )
 
 
@@ -555,6 +725,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", type=float, default=None, help="faults: Retry-After (s) on 429s (default none)")
     p.add_argument("--max-retries", type=int, default=6, help="connection max_retries (default 6)")
     p.add_argument("--seed", type=int, default=0, help="seed of the stub's fault draws (default 0)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="run throughput and aiohttp alternately K times, report medians (1)"
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON (machine + every measured field)")
     out.add_argument("--markdown", action="store_true", help="print the table as Markdown")

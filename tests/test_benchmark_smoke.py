@@ -76,3 +76,12 @@ def test_cascade_benchmark_calibrates_and_scores_both_plans_against_the_stub(stu
     assert cascade["oracle_records"] + cascade["proxy_records"] == 30 and cascade["proxy_records"] > 0
     assert set(result["checks"]) == {"oracle_share_at_most_0.30", "f1_within_0.02_of_oracle_only"}
     assert "| cascade |" in cascade_patstat.report(result)
+
+
+def test_aiohttp_floor_client_gets_an_answer_for_every_record(fanout):
+    """The minimal aiohttp client of the throughput comparison sends each record's body once and reads its answer."""
+    records = fanout.make_records(30, prefix="Floor Company")
+    row = fanout.run_aiohttp(records, latency_s=0.0, concurrency=8)
+    assert row["error"] is None and row["conserved"]
+    assert row["calls"] == row["published"] == 30
+    assert row["http_status"] == {"200": 30}
