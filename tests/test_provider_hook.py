@@ -243,34 +243,3 @@ def test_azure_without_endpoint_or_with_a_wrong_key_fails_clearly(stub, monkeypa
     stub.fault_plan = FaultPlan(always_status=401)
     with pytest.raises(ProviderError, match="'llm_azure'.*401"):
         complete(LLMHook("llm_azure"))
-
-
-def test_direct_client_maps_statuses_to_openai_errors_without_the_server_text():
-    """``DirectChat``'s errors are openai-python's classes (so retries and fail-fast stay as they were)."""
-    from pipeline_hub.providers.direct import status_error
-    from pipeline_hub.providers.hook import _retry_after
-
-    url = "http://127.0.0.1:1/v1/chat/completions"
-    limited = status_error(url, 429, {"Retry-After": "2"}, b'{"error": {"message": "slow down: Jane Doe"}}')
-    assert isinstance(limited, openai.RateLimitError) and _retry_after(limited) == 2.0
-    assert limited.status_code == 429 and limited.body == {"message": "slow down: Jane Doe"}
-    assert "Jane" not in str(limited)
-    assert isinstance(status_error(url, 503, {}, b"down"), openai.InternalServerError)
-    assert isinstance(status_error(url, 401, {}, b""), openai.AuthenticationError)
-    other = status_error(url, 418, {}, b"teapot")
-    assert type(other) is openai.APIStatusError and describe_failure(other, 5) == "HTTP 418"
-    assert not LLMHook.is_retryable(other) and LLMHook.is_retryable(status_error(url, 500, {}, b""))
-
-
-def test_plain_connections_use_the_direct_client_custom_client_kwargs_the_openai_one(stub, monkeypatch):
-    from pipeline_hub.providers.direct import DirectChat
-
-    client = LLMHook().get_async_client()
-    assert isinstance(client, DirectChat) and client.url == stub.base_url + "/chat/completions"
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LLM_DEFAULT", llm_conn(stub.base_url, openai_client_kwargs={"default_headers": {"X-A": "1"}})
-    )
-    custom = LLMHook()
-    assert isinstance(custom.get_async_client(), openai.AsyncOpenAI)
-    assert json.loads(complete(custom).content)["sector"]
-    assert stub.calls == 1
