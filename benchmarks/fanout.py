@@ -258,6 +258,27 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def rate_row(
+    n: int, elapsed: float, ideal: float | None, before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
+    """The rate and HTTP columns of a row: ``n`` records in ``elapsed`` s against ``ideal`` records/s, and
+    the calls and statuses the stub counted between its ``before`` and ``after`` stats."""
+    calls = after["calls"] - before["calls"]
+    by_status = {k: v - before["by_status"].get(k, 0) for k, v in sorted(after["by_status"].items())}
+    achieved = n / elapsed if elapsed > 0 else None
+    return {
+        "records": n,
+        "seconds": round(elapsed, 2),
+        "records_per_s": round(achieved, 1) if achieved else None,
+        "ideal_per_s": round(ideal, 1) if ideal else None,
+        "ratio": round(achieved / ideal, 3) if achieved and ideal else None,
+        "calls": calls,
+        "calls_per_record": round(calls / n, 3) if n else None,
+        "http_status": {k: v for k, v in by_status.items() if v},
+        "http_429": by_status.get("429", 0),
+    }
+
+
 def run_fanout(
     records: list[dict],
     *,
@@ -308,19 +329,9 @@ def run_fanout(
             else:
                 os.environ[env_name] = previous
     calls = after["calls"] - before["calls"]
-    by_status = {k: v - before["by_status"].get(k, 0) for k, v in sorted(after["by_status"].items())}
     ideal = ideal_rate(concurrency, latency_s, min(filter(None, (rpm, stub_rpm)), default=None))
-    achieved = len(records) / elapsed if elapsed > 0 else None
     row: dict[str, Any] = {
-        "records": len(records),
-        "seconds": round(elapsed, 2),
-        "records_per_s": round(achieved, 1) if achieved else None,
-        "ideal_per_s": round(ideal, 1) if ideal else None,
-        "ratio": round(achieved / ideal, 3) if achieved and ideal else None,
-        "calls": calls,
-        "calls_per_record": round(calls / len(records), 3) if records else None,
-        "http_status": {k: v for k, v in by_status.items() if v},
-        "http_429": by_status.get("429", 0),
+        **rate_row(len(records), elapsed, ideal, before, after),
         **outcome_counts(records, results),
         "cache_hits": stats.cache_hits if stats else None,
         "client_calls": stats.calls if stats else None,
@@ -401,19 +412,8 @@ def run_aiohttp(records: list[dict], *, latency_s: float, concurrency: int, seed
         cpu = time.process_time() - cpu
         after = stub.stats()
     calls = after["calls"] - before["calls"]
-    by_status = {k: v - before["by_status"].get(k, 0) for k, v in sorted(after["by_status"].items())}
-    ideal = ideal_rate(concurrency, latency_s)
-    achieved = len(records) / elapsed if elapsed > 0 else None
     return {
-        "records": len(records),
-        "seconds": round(elapsed, 2),
-        "records_per_s": round(achieved, 1) if achieved else None,
-        "ideal_per_s": round(ideal, 1) if ideal else None,
-        "ratio": round(achieved / ideal, 3) if achieved and ideal else None,
-        "calls": calls,
-        "calls_per_record": round(calls / len(records), 3) if records else None,
-        "http_status": {k: v for k, v in by_status.items() if v},
-        "http_429": by_status.get("429", 0),
+        **rate_row(len(records), elapsed, ideal_rate(concurrency, latency_s), before, after),
         "published": answers,
         "quarantined": 0,
         "quarantined_by_reason": {},
