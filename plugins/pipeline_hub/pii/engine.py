@@ -9,11 +9,7 @@ Speed, without losing recall (``benchmarks/pii.py``, results in ``benchmarks/RES
 * identical texts are analyzed once;
 * large inputs are split across worker processes, each with its own engine (spaCy's own
   ``n_process`` would parallelise only the NLP step, not the regex and phone recognizers);
-* the phone recognizer, the slowest, runs only over digit runs (:mod:`pipeline_hub.pii.recognizers`);
-* per text, Presidio's analysis steps with less work and the same results (:mod:`pipeline_hub.pii.lean`:
-  no deep copies, context enhancement only where it can change a score, pattern recognizers skipped
-  on texts their patterns cannot match); python-phonenumbers keeps its compiled patterns
-  (``enable_pattern_cache``).
+* the phone recognizer, the slowest, runs only over digit runs (:mod:`pipeline_hub.pii.recognizers`).
 
 Presidio runs offline: the spaCy model is an installed package and ``tldextract`` (used by the e-mail
 recognizer) uses its bundled public-suffix snapshot instead of downloading one.
@@ -30,7 +26,6 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from pipeline_hub.pii.config import PiiConfigError, ScrubConfig
-from pipeline_hub.pii.lean import analyze_text, in_place_enhancer, lean_spacy_engine_class, loaded_recognizers
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +70,51 @@ def guard_presidio_logs() -> None:
             logger.addFilter(_NoRecordText())
 
 
+def _nlp_engine_class():
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    class LeanSpacyNlpEngine(SpacyNlpEngine):
+        """Presidio's spaCy engine loading the model without ``exclude``d components.
+
+        Without a lemmatizer spaCy leaves ``lemma_`` empty; the lower-cased token then stands in for
+        it, so Presidio's context words still match (its ``LemmaContextAwareEnhancer`` matches
+        context words as substrings of these forms).
+        """
+
+        def __init__(self, models, ner_model_configuration=None, exclude: Iterable[str] = ()) -> None:
+            super().__init__(models=models, ner_model_configuration=ner_model_configuration)
+            self.exclude = list(exclude)
+
+        def load(self) -> None:
+            import spacy
+
+            self.nlp = {}
+            for model in self.models:
+                self._validate_model_params(model)
+                nlp = spacy.load(model["model_name"], exclude=self.exclude)
+                if not nlp.has_pipe("ner"):
+                    raise PiiConfigError(f"spaCy model {model['model_name']} has no 'ner' component")
+                self.nlp[model["lang_code"]] = nlp
+
+        def _doc_to_nlp_artifact(self, doc, language):
+            # SpacyNlpEngine._doc_to_nlp_artifact in one pass over the tokens, lemma or lower-case form.
+            from presidio_analyzer.nlp_engine import NlpArtifacts
+
+            lemmas = [t.lemma_ or t.lower_ for t in doc]
+            entities, scores = self._get_updated_entities(self._get_entities(doc), self._get_scores_for_entities(doc))
+            return NlpArtifacts(
+                entities=entities,
+                tokens=doc,
+                tokens_indices=[t.idx for t in doc],
+                lemmas=lemmas,
+                nlp_engine=self,
+                language=language,
+                scores=scores,
+            )
+
+    return LeanSpacyNlpEngine
+
+
 def build_analyzer(config: ScrubConfig):
     """A Presidio ``AnalyzerEngine`` for ``config``: lean spaCy engine + the YAML recognizer registry.
 
@@ -83,12 +123,6 @@ def build_analyzer(config: ScrubConfig):
     """
     _offline_tldextract()
     guard_presidio_logs()
-    import phonenumbers
-
-    # python-phonenumbers compiles its metadata patterns through re.compile, whose cache (512 entries)
-    # they overflow: every number then recompiled patterns and evicted pyap's large address patterns
-    # (0.4 s per 1 500 texts). Its own unbounded cache keeps each compiled once per process.
-    phonenumbers.enable_pattern_cache()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NerModelConfiguration
     from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
@@ -97,7 +131,7 @@ def build_analyzer(config: ScrubConfig):
 
     models = [m for m in config.nlp_engine["models"] if m["lang_code"] == config.language]
     ner_conf = config.nlp_engine.get("ner_model_configuration")
-    nlp = lean_spacy_engine_class()(
+    nlp = _nlp_engine_class()(
         models=models,
         ner_model_configuration=NerModelConfiguration.from_dict(ner_conf) if ner_conf else None,
         exclude=config.spacy_exclude,
@@ -110,25 +144,14 @@ def build_analyzer(config: ScrubConfig):
             registry = provider.create_recognizer_registry()
         except Exception as exc:  # Presidio raises ValueError, pydantic errors, its own not-found error
             raise PiiConfigError(f"{config.recognizers_path}: invalid recognizer registry: {exc}") from None
-    analyzer = AnalyzerEngine(
-        nlp_engine=nlp,
-        registry=registry,
-        supported_languages=[config.language],
-        context_aware_enhancer=in_place_enhancer(),
-    )
+    analyzer = AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=[config.language])
     supported = set(analyzer.get_supported_entities(config.language))
     missing = [e for e in config.entities if e not in supported]
     if missing:
         raise PiiConfigError(
             f"{config.source}: entities {missing} have no recognizer in {config.recognizers_path or 'the defaults'}"
         )
-    # Pay the lazy one-time costs here, not in the first analysis: tldextract's suffix trie (e-mail),
-    # pyap's and python-phonenumbers' patterns.
-    analyzer.analyze(WARM_UP_TEXT, language=config.language, entities=config.entities)
     return analyzer
-
-
-WARM_UP_TEXT = "Maria Gonzalez <maria@example.co.uk>, +44 20 7946 0958, 221 Baker Street, Springfield, IL 62704"
 
 
 def resolve_overlaps(found: Iterable[Detection], ner: Iterable[Detection] = (), text: str = "") -> list[Detection]:
@@ -183,19 +206,22 @@ def shared_analyzer(config: ScrubConfig):
 
 
 def _analyze_batch(analyzer, config: ScrubConfig, texts: list[str]) -> list[list[Detection]]:
-    """Detections per text: spaCy over the texts in ``nlp.pipe`` batches, then
-    :func:`pipeline_hub.pii.lean.analyze_text` on each."""
-    recognizers = loaded_recognizers(analyzer, config.language, config.entities)
-    allow = set(config.allow_list or ())
-    artifacts = analyzer.nlp_engine.process_batch(texts=texts, language=config.language, batch_size=config.batch_size)
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    results = BatchAnalyzerEngine(analyzer_engine=analyzer).analyze_iterator(
+        texts,
+        language=config.language,
+        batch_size=config.batch_size,
+        entities=config.entities,
+        score_threshold=config.score_threshold,
+        allow_list=config.allow_list or None,
+    )
     out = []
-    for text, nlp_artifacts in artifacts:
+    for text, found in zip(texts, results, strict=True):
         ner, other = [], []
-        for r in analyze_text(
-            analyzer, recognizers, text, nlp_artifacts, config.entities, config.score_threshold, allow
-        ):
+        for r in found:
             d = Detection(r.entity_type, r.start, r.end, r.score)
-            if r.recognition_metadata.get("recognizer_name") != "SpacyRecognizer":
+            if (r.recognition_metadata or {}).get("recognizer_name") != "SpacyRecognizer":
                 other.append(d)
             elif plausible(text, d.entity, d.start, d.end):
                 ner.append(d)
