@@ -209,6 +209,19 @@ def state_dir() -> Path:
     return base / "pipeline-hub"
 
 
+def connection_defined(conn_id: str) -> bool:
+    """True when Airflow defines the connection ``conn_id`` (``BaseHook.get_connection``: environment,
+    metadata database or secrets backend); the callers word their own one-line error."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
 def settings_table() -> str:
     """README "Settings": a Markdown table, one row per :class:`HubSettings` field (variable, default, meaning)."""
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]

@@ -40,17 +40,14 @@ def check_connection(uri: str | ObjectStoragePath) -> None:
         scheme, conn_id, where = parts.scheme, parts.username, f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
     if not conn_id or scheme in ("", "file", "local"):
         return
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from pipeline_hub.config import connection_defined
 
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
+    if not connection_defined(conn_id):
         raise ConfigError(
             f"unknown connection '{conn_id}' in {where} (given as {scheme}://{conn_id}@…): define the Airflow "
             f"connection (AIRFLOW_CONN_{conn_id.upper()}, `airflow connections add {conn_id}` or a secrets "
             "backend) or name an existing one; it is never replaced by anonymous access"
-        ) from None
+        )
 
 
 def public_uri(path: ObjectStoragePath | str) -> str:

@@ -130,16 +130,13 @@ def require_connection(conn_id: str, what: str) -> None:
     The one-line message is ``<what> connection '<conn_id>' is not defined (…how to define it)``; ``what``
     says who needs it (e.g. ``<metadata.yaml>: cascade.proxy``).
     """
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from pipeline_hub.config import connection_defined
 
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
+    if not connection_defined(conn_id):
         raise ConfigError(
             f"{what} connection '{conn_id}' is not defined (AIRFLOW_CONN_{conn_id.upper()}, "
             f"`airflow connections add {conn_id}` or a secrets backend)"
-        ) from None
+        )
 
 
 def resolve_routes(spec: ProviderSpec, run_conn_id: str, run_model: str | None = None) -> dict[str, Any]:
