@@ -209,6 +209,14 @@ def state_dir() -> Path:
     return base / "pipeline-hub"
 
 
+def spool_dir() -> Path:
+    """``<state dir>/spool`` (:func:`state_dir`), created with mode 0700: where raw record text that must
+    touch local disk goes (anonymous temporary files), never the system temp dir."""
+    path = state_dir() / "spool"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 def connection_defined(conn_id: str) -> bool:
     """True when Airflow defines the connection ``conn_id`` (``BaseHook.get_connection``: environment,
     metadata database or secrets backend); the callers word their own one-line error."""

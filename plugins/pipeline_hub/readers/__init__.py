@@ -24,9 +24,9 @@ and Parquet rows) is ``oversize_record``; containers nested deeper than ``max_ne
 record object itself is depth 1) are ``too_deep``. JSONL, CSV and gzip are read as streams, line by
 line, with a line never buffered beyond ``max_record_bytes``; Parquet is read 1 024 rows at a time from
 the (seekable) object; a gzipped or unseekable Parquet object is first decompressed into a spooled
-temporary file (in memory up to :data:`SPOOL_BYTES`, then an anonymous file in the system temporary
-directory, removed when read), since Parquet needs random access. ``.json`` documents are read whole
-(JSON has no record boundary to stream on without a parser of our own).
+temporary file (in memory up to :data:`SPOOL_BYTES`, then an anonymous file in ``<state dir>/spool``,
+:func:`pipeline_hub.config.spool_dir`, removed when read), since Parquet needs random access.
+``.json`` documents are read whole (JSON has no record boundary to stream on without a parser of our own).
 
 Encodings: UTF-8 (RFC 3629), an optional UTF-8 BOM at the start is dropped. JSON per RFC 8259 (the
 ``json`` module, which also accepts ``NaN``/``Infinity``); JSON Lines per https://jsonlines.org
@@ -78,11 +78,13 @@ def _sized_readline(stream: BinaryIO) -> BinaryIO:
 
 def _seekable(stream: BinaryIO, gz: bool) -> BinaryIO:
     """``stream`` itself when it can seek (and is not gzip), else its bytes copied 1 MiB at a time into a
-    :class:`tempfile.SpooledTemporaryFile` (memory up to :data:`SPOOL_BYTES`, then disk), rewound.
+    :class:`tempfile.SpooledTemporaryFile` (memory up to :data:`SPOOL_BYTES`, then ``<state dir>/spool``), rewound.
     A truncated gzip stream raises here (``EOFError``, ``zlib.error``), before any record."""
     if not gz and stream.seekable():
         return stream
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    from pipeline_hub.config import spool_dir
+
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=spool_dir())
     try:
         shutil.copyfileobj(stream, spool, 1 << 20)
     except BaseException:

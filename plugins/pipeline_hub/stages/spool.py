@@ -23,14 +23,12 @@ WRITE_BYTES = 1 << 20  # uncompressed bytes handed to the gzip writer at a time 
 
 def local_dir(path: ObjectStoragePath) -> str:
     """Where the spool of a chunk staged at ``path`` lives: ``path`` itself (created) when it is on the
-    local file system, else ``<state dir>/spool`` (:func:`pipeline_hub.config.state_dir`, created with mode
+    local file system, else ``<state dir>/spool`` (:func:`pipeline_hub.config.spool_dir`, mode
     0700): raw record text never goes to the system temp dir (:mod:`pipeline_hub.stages.runner`)."""
     if path.protocol not in ("", "file", "local"):
-        from pipeline_hub.config import state_dir
+        from pipeline_hub.config import spool_dir
 
-        spool = state_dir() / "spool"
-        spool.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return str(spool)
+        return str(spool_dir())
     path.mkdir(parents=True, exist_ok=True)
     return path.path
 
