@@ -118,3 +118,28 @@ def test_a_remote_staging_spools_in_the_private_state_dir_not_the_system_temp(tm
     assert stat.S_IMODE((tmp_path / "state" / "spool").stat().st_mode) == 0o700
     local = tmp_path / "staging" / "companies"
     assert local_dir(ObjectStoragePath(f"file://{local}")) == str(local) and local.is_dir()
+
+
+def test_a_gzipped_parquet_object_is_read_from_the_private_spool_and_a_truncated_one_rejected(tmp_path, monkeypatch):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline_hub import readers
+    from pipeline_hub.config import get_settings
+    from pipeline_hub.readers import ObjectError, iter_records
+
+    monkeypatch.setenv("PIPELINE_HUB_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    monkeypatch.setattr(readers, "SPOOL_BYTES", 16)  # spill to disk at once
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"id": [str(i) for i in range(3000)], "name": ["x"] * 3000}), buf)
+    data = gzip.compress(buf.getvalue())
+    items = list(iter_records("raw/companies.parquet.gz", data))
+    assert [pos for pos, _ in items] == list(range(1, 3001)) and items[-1][1] == {"id": "2999", "name": "x"}
+    assert (tmp_path / "state" / "spool").is_dir() and not list((tmp_path / "state" / "spool").iterdir())
+    (error,) = [
+        i for i in iter_records("raw/companies.parquet.gz", data[: len(data) // 2]) if isinstance(i, ObjectError)
+    ]
+    assert "companies.parquet.gz" in error.detail
