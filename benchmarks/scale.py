@@ -48,7 +48,11 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 DS = "2025-01-15"
 TOPICS = ["industry_classification", "use_case_extraction"]
-STAGES = ("baseline", "discover", "hash", "chunk")
+STAGES = ("baseline", "discover", "hash", "chunk", "prompt", "scrub", "validate", "publish")
+# ``answers`` may stand in for ``prompt`` (the stub's answers written without calls).
+CHOICES = (*STAGES, "answers")
+# Per topic after the chunk stage; ``prompt`` runs every chunk (each a mapped task in the DAG) in one child.
+TOPIC_STAGES = ("scrub", "validate", "publish")
 CONN_ID = "llm_default"
 # Imported by every child before its stage's clock starts (the baseline child imports only these).
 PRELOAD = (
@@ -63,11 +67,19 @@ PRELOAD = (
 BAD_PER_TEXT_OBJECT = 2
 
 
-def _company(i: int) -> dict[str, Any]:
+def _company(i: int, repeat: int | None = None) -> dict[str, Any]:
+    if repeat:  # no id (a content-hash id, not analyzed), kept texts from `repeat` variants, `seq` keeps it distinct
+        return {"name": f"Company {i % repeat} Holdings", "headquarters": f"City {i % repeat}", "seq": i}
     return {"id": f"C{i:07d}", "name": f"Company {i} Holdings", "headquarters": f"City {i % 997}, Region {i % 53}"}
 
 
-def _use_case(i: int) -> dict[str, Any]:
+def _use_case(i: int, repeat: int | None = None) -> dict[str, Any]:
+    if repeat:
+        return {
+            "agency": f"Agency {i % repeat}",
+            "summary": f"Use case {i % repeat}: a model triages requests.",
+            "seq": i,
+        }
     return {
         "id": f"UC-{i:07d}",
         "agency": f"Agency {i % 211}",
@@ -75,11 +87,16 @@ def _use_case(i: int) -> dict[str, Any]:
     }
 
 
-def make_raw_zone(root: Path, n: int) -> dict[str, Any]:
+def make_raw_zone(root: Path, n: int, repeat: int | None = None) -> dict[str, Any]:
     """Write ``n`` good records (plus the bad lines, see the module docstring) under ``root/<source>/<DS>/``.
 
+    ``repeat`` (for the memory test): records carry no ``id`` and their text fields take only ``repeat``
+    distinct values (a ``seq`` field keeps each record distinct), so the analyzer, which analyzes each
+    distinct text once, costs next to nothing and the stages' own memory is what is measured.
     Returns ``{"records": n, "lines": every record line written, "bytes": total object bytes}``.
     """
+    import csv
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -92,18 +109,19 @@ def make_raw_zone(root: Path, n: int) -> dict[str, Any]:
     lines = 0
     # companies-1.csv: records 0 … quarter_c-1
     with (companies / "companies-1.csv").open("w", encoding="utf-8", newline="") as fh:
-        fh.write("id,name,headquarters\n")
+        first = _company(0, repeat)
+        writer = csv.DictWriter(fh, fieldnames=list(first))
+        writer.writeheader()
         for i in range(quarter_c):
-            c = _company(i)
-            fh.write(f'{c["id"]},{c["name"]},"{c["headquarters"]}"\n')
-        fh.write('C0000000,Company 0 Holdings,"City 0, Region 0"\n')  # exact duplicate of the first
+            writer.writerow(_company(i, repeat))
+        writer.writerow(first)  # exact duplicate of the first
         fh.write('bad,"unterminated\n')  # a quoted field never closed: unparseable (to the end of file)
     lines += quarter_c + BAD_PER_TEXT_OBJECT
     # companies-2.parquet: the rest of the companies, in row groups of 10 000
     ids = range(quarter_c, half)
     writer = None
     for start in range(0, len(ids), 10_000):
-        part = [_company(i) for i in ids[start : start + 10_000]]
+        part = [_company(i, repeat) for i in ids[start : start + 10_000]]
         table = pa.Table.from_pylist(part)
         writer = writer or pq.ParquetWriter(companies / "companies-2.parquet", table.schema)
         writer.write_table(table)
@@ -113,16 +131,47 @@ def make_raw_zone(root: Path, n: int) -> dict[str, Any]:
     # use_cases-1.jsonl and use_cases-2.jsonl.gz
     with (uses / "use_cases-1.jsonl").open("w", encoding="utf-8") as fh:
         for i in range(quarter_u):
-            fh.write(json.dumps(_use_case(i)) + "\n")
-        fh.write(json.dumps(_use_case(0)) + "\n{not json\n")
+            fh.write(json.dumps(_use_case(i, repeat)) + "\n")
+        fh.write(json.dumps(_use_case(0, repeat)) + "\n{not json\n")
     lines += quarter_u + BAD_PER_TEXT_OBJECT
     with gzip.open(uses / "use_cases-2.jsonl.gz", "wt", encoding="utf-8", compresslevel=6) as fh:
         for i in range(quarter_u, n - half):
-            fh.write(json.dumps(_use_case(i)) + "\n")
-        fh.write(json.dumps(_use_case(quarter_u)) + "\n{not json\n")
+            fh.write(json.dumps(_use_case(i, repeat)) + "\n")
+        fh.write(json.dumps(_use_case(quarter_u, repeat)) + "\n{not json\n")
     lines += (n - half - quarter_u) + BAD_PER_TEXT_OBJECT
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     return {"records": n, "lines": lines, "bytes": size}
+
+
+def synthetic_answers(plan_uri: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``answers`` stage (the memory test's stand-in for ``prompt``): per work item, the results the
+    prompt stage would write with the stub's answers (:func:`support.stub_answers.instance_for` of the
+    output schema, keyed by record id), without a call. Returns ``[{"topic", "chunk_index", "records"}]``."""
+    from pipeline_hub import storage
+    from pipeline_hub.stages.chunk import read_chunk
+    from pipeline_hub.stages.plan import RunPlan, plan_topic
+
+    from support.stub_answers import instance_for
+
+    plan = RunPlan.load(plan_uri)
+    out = []
+    for item in items:
+        _, topic = plan_topic(plan, item["topic"])
+        usage = {"model": "stub-model", "cache_hit": False, "route": "primary", "attempts": 1, "latency_s": 0.0}
+        results = [
+            {
+                **{k: r[k] for k in ("record_id", "source_uri", "position")},
+                "status": "ok",
+                "answer": instance_for(topic.prompt.output_schema, r["record_id"]),
+                "usage": usage,
+                "fields": {k: r["fields"].get(k) for k in topic.keep_fields},
+            }
+            for r in read_chunk(item["chunk_uri"])
+        ]
+        answers = storage.join(plan.staging, "answers", topic.name)
+        storage.write_jsonl(answers / f"chunk-{item['chunk_index']:05d}.jsonl", results)
+        out.append({"topic": topic.name, "chunk_index": item["chunk_index"], "records": len(results)})
+    return out
 
 
 def _settings(work: Path):
@@ -158,17 +207,29 @@ def run_stage(stage: str, work: Path) -> dict[str, Any]:
     elif stage == "chunk":
         planned = json.loads((work / "hash.json").read_text())
         out = stages.run_chunk(planned["plan_uri"])
+    elif stage == "prompt":  # every chunk in turn, as the mapped tasks would (the stub answers at 0 latency)
+        out = [stages.run_prompt(item) for item in json.loads((work / "chunk.json").read_text())]
+    elif stage == "answers":  # the prompt stage's output without the calls (tests/test_scale_memory.py)
+        planned = json.loads((work / "hash.json").read_text())
+        out = synthetic_answers(planned["plan_uri"], json.loads((work / "chunk.json").read_text()))
+    elif stage in TOPIC_STAGES:
+        planned = json.loads((work / "hash.json").read_text())
+        run = {"scrub": stages.run_scrub, "validate": stages.run_validate, "publish": stages.run_publish}[stage]
+        out = [run(planned["plan_uri"], topic) for topic in planned["pending"]]
     else:
         raise ValueError(f"unknown stage {stage!r}")
     wall = time.perf_counter() - started
     (work / f"{stage}.json").write_text(json.dumps(out, default=str))
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Processes the stage started (the analyzer's workers for a large topic, git, ...): the largest one's peak.
+    child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "stage": stage,
         "package": str(Path(sys.modules["pipeline_hub"].__file__).parent),
         "wall_s": round(wall, 3),
         "import_s": round(import_s, 2),
         "rss_mib": round(rss_kib / 1024, 1),
+        "worker_rss_mib": round(child_kib / 1024, 1) if child_kib else None,
     }
 
 
@@ -189,18 +250,55 @@ def stage_env(plugins: Path | None = None) -> dict[str, str]:
     }
 
 
-def measure(n: int, work: Path, stages: tuple[str, ...] = STAGES, plugins: Path | None = None) -> dict[str, Any]:
-    """Make ``n`` records under ``work`` and run each of ``stages`` in a fresh subprocess.
+def measure(
+    n: int, work: Path, stages: tuple[str, ...] = STAGES, plugins: Path | None = None, repeat: int | None = None
+) -> dict[str, Any]:
+    """Make ``n`` records under ``work`` (``repeat``: see :func:`make_raw_zone`) and run each of ``stages`` in
+    a fresh subprocess; ``prompt`` calls a stub LLM server (0 latency, 32 in flight) started here.
 
-    Returns ``{"records", "lines", "bytes", "gen_s", "stages": {stage: {"rss_mib", "wall_s",
-    "records_per_s"}}, "chunk_counts": {source: counts}, "conserved"}``. Raises ``RuntimeError`` when
-    a child fails (its stderr tail in the message).
+    Returns ``{"records", "lines", "bytes", "gen_s", "stages": {stage: {"rss_mib", "worker_rss_mib",
+    "wall_s", "records_per_s"}}, "chunk_counts": {source: counts}, "published": {topic: {"in",
+    "published", "quarantined_total"}}, "stub_calls", "conserved"}`` (the last four when those stages ran).
+    Raises ``RuntimeError`` when a child fails (its stderr tail in the message).
     """
     started = time.perf_counter()
-    made = make_raw_zone(work / "raw", n)
+    made = make_raw_zone(work / "raw", n, repeat)
     made["gen_s"] = round(time.perf_counter() - started, 2)
     env = stage_env(plugins)
     made["stages"] = {}
+    stub = None
+    if "prompt" in stages:
+        from fanout import StubProcess, connection_json
+
+        stub = StubProcess(latency_s=0.0).__enter__()
+        env[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_json(stub.base_url, concurrency=32)
+    try:
+        _run_children(n, work, stages, env, made)
+    finally:
+        if stub is not None:
+            made["stub_calls"] = stub.stats()["calls"]
+            stub.__exit__()
+    if "chunk" in stages:
+        made["chunk_counts"] = {}
+        conserved = True
+        staging = work / "staging" / "scale" / "chunks"
+        for counts_file in sorted(staging.glob("*/_counts.json")):
+            c = json.loads(counts_file.read_text())
+            made["chunk_counts"][counts_file.parent.name] = {k: c[k] for k in ("rows_read", "staged", "rejected")}
+            made["chunk_counts"][counts_file.parent.name]["duplicates_dropped"] = c["duplicates_dropped"]
+            conserved &= c["rows_read"] == c["staged"] + sum(c["rejected"].values()) + c["duplicates_dropped"]
+        made["conserved"] = conserved
+    if "publish" in stages:
+        published = json.loads((work / "publish.json").read_text())
+        made["published"] = {p["topic"]: {k: p[k] for k in ("in", "published", "quarantined_total")} for p in published}
+        made["conserved"] = made.get("conserved", True) and all(
+            p["in"] == p["published"] + p["quarantined_total"] for p in published
+        )
+    return made
+
+
+def _run_children(n: int, work: Path, stages: tuple[str, ...], env: dict[str, str], made: dict[str, Any]) -> None:
+    """Each of ``stages`` in a fresh child process, in order; rows into ``made["stages"]``."""
     for stage in stages:
         proc = subprocess.run(
             [sys.executable, "-P", __file__, "_stage", stage, str(work)],
@@ -214,29 +312,21 @@ def measure(n: int, work: Path, stages: tuple[str, ...] = STAGES, plugins: Path 
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         row["records_per_s"] = round(n / row["wall_s"]) if row["wall_s"] and stage != "baseline" else None
         made["stages"][stage] = row
-    if "chunk" in stages:
-        made["chunk_counts"] = {}
-        conserved = True
-        staging = work / "staging" / "scale" / "chunks"
-        for counts_file in sorted(staging.glob("*/_counts.json")):
-            c = json.loads(counts_file.read_text())
-            made["chunk_counts"][counts_file.parent.name] = {k: c[k] for k in ("rows_read", "staged", "rejected")}
-            made["chunk_counts"][counts_file.parent.name]["duplicates_dropped"] = c["duplicates_dropped"]
-            conserved &= c["rows_read"] == c["staged"] + sum(c["rejected"].values()) + c["duplicates_dropped"]
-        made["conserved"] = conserved
-    return made
 
 
 def table(results: list[dict[str, Any]]) -> str:
     """A Markdown table: one row per (N, stage)."""
     out = [
-        "| records | stage | peak RSS MiB | wall s | records/s |",
-        "|---:|---|---:|---:|---:|",
+        "| records | stage | peak RSS MiB | largest child MiB | wall s | records/s |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
         for stage, row in r["stages"].items():
             rate = f"{row['records_per_s']:,}" if row["records_per_s"] else "-"
-            out.append(f"| {r['records']:,} | {stage} | {row['rss_mib']:.0f} | {row['wall_s']:.2f} | {rate} |")
+            worker = f"{row['worker_rss_mib']:.0f}" if row.get("worker_rss_mib") else "-"
+            out.append(
+                f"| {r['records']:,} | {stage} | {row['rss_mib']:.0f} | {worker} | {row['wall_s']:.2f} | {rate} |"
+            )
     return "\n".join(out)
 
 
@@ -251,16 +341,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument("--keep", help="work under this directory (kept) instead of a temporary one")
     parser.add_argument("--plugins", type=Path, help="the stage children import pipeline_hub from here (to compare)")
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=CHOICES, help="stages to run, in order")
     opts = parser.parse_args(args)
     results = []
     for n in opts.records:
         if opts.keep:
             work = Path(opts.keep) / f"n{n}"
             work.mkdir(parents=True, exist_ok=False)
-            results.append(measure(n, work, plugins=opts.plugins))
+            results.append(measure(n, work, tuple(opts.stages), plugins=opts.plugins))
         else:
             with tempfile.TemporaryDirectory(prefix=f"scale-{n}-") as tmp:
-                results.append(measure(n, Path(tmp), plugins=opts.plugins))
+                results.append(measure(n, Path(tmp), tuple(opts.stages), plugins=opts.plugins))
         r = results[-1]
         print(
             f"N={n:,}: {r['bytes'] / 2**20:.1f} MiB raw, generated in {r['gen_s']} s, conserved={r['conserved']}",

@@ -138,6 +138,49 @@ def test_good_records_pass_and_non_llm_quarantine_does_not_count_against_validit
     assert result["evaluated"] == 27
 
 
+def verdicts(result: dict) -> list[tuple]:
+    return [(e["type"], e["column"], e["success"], e["unexpected_count"]) for e in result["expectations"]]
+
+
+@pytest.mark.parametrize("case", ["good", "labels", "record_id", "conservation", "answer_validity"])
+def test_batched_validation_gives_the_verdicts_of_one_batch(case):
+    """A topic validated in batches of 4 records gets the same verdicts and counts as in one batch
+    (row count summed against records_in, record_id unique across batches, `mostly` over the topic)."""
+    topic = load_topic("industry_classification")
+    rows, quarantine = good_rows(10), [{"record_id": "R-1", "reason": "malformed_record"}]
+    records_in = 11
+    if case == "labels":
+        rows[7]["sector"] = "Banking"
+    elif case == "record_id":
+        rows[9]["record_id"] = rows[0]["record_id"]  # the duplicate lands in another batch than the first
+    elif case == "conservation":
+        records_in = 12
+    elif case == "answer_validity":  # 10 valid, 3 invalid answers: 77 % < 80 %, each batch of 4 on its own passes
+        quarantine += [{"record_id": f"Q-{i}", "reason": "invalid_output"} for i in range(3)]
+        records_in = 14
+    whole = gate.validate_topic(topic, rows, quarantine, records_in=records_in)
+    batched = gate.validate_topic(topic, iter(rows), iter(quarantine), records_in=records_in, batch_records=4)
+    assert batched["success"] is whole["success"] is (case == "good")
+    assert verdicts(batched) == verdicts(whole)
+    assert batched["evaluated"] == whole["evaluated"] == len(rows) + len(quarantine)
+    assert batched["answer_valid_rate"] == whole["answer_valid_rate"]
+    row_count = next(e for e in batched["expectations"] if e["type"] == "expect_table_row_count_to_equal")
+    assert row_count["observed_value"] == len(rows) + len(quarantine)
+
+
+def test_batched_validation_builds_one_data_docs_page_per_batch(tmp_path):
+    from airflow.sdk import ObjectStoragePath
+
+    topic = load_topic("industry_classification")
+    target = ObjectStoragePath(f"file://{tmp_path}/docs")
+    result = gate.validate_topic(topic, good_rows(9), [], records_in=9, batch_records=4, docs_target=target)
+    assert result["success"] and result["evaluated"] == 9
+    pages = {p.parent.parent.name for p in (tmp_path / "docs" / "validations").rglob("*.html")}
+    assert pages == {"run-batch0000", "run-batch0001", "run-batch0002"}, pages
+    with pytest.raises(ValueError, match="validate_batch_records"):
+        gate.validate_topic(topic, good_rows(), [], records_in=6, batch_records=0)
+
+
 def test_data_docs_are_built_without_record_values(tmp_path):
     from airflow.sdk import ObjectStoragePath
 

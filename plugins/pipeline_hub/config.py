@@ -74,6 +74,12 @@ class HubSettings(BaseSettings):
     max_chunks: int = Field(
         100, description="Most chunks per source: larger sources get larger chunks (Airflow's `max_map_length`)."
     )
+    validate_batch_records: int = Field(
+        100_000,
+        ge=1,
+        description="Records per Great Expectations validation batch: bounds the validate task's memory; "
+        "a larger topic is validated in batches whose verdicts are combined.",
+    )
     progress_interval_s: float = Field(
         10.0,
         gt=0,
@@ -251,6 +257,7 @@ class Settings:
     llm_conn_id: str = "llm_default"
     chunk_size: int = 500
     max_chunks: int = 100
+    validate_batch_records: int = 100_000
     max_field_chars: int = 1 << 20
     max_record_bytes: int = 8 << 20
     max_nesting_depth: int = 64
@@ -284,6 +291,7 @@ class Settings:
             "llm_conn_id": s.llm_conn_id,
             "chunk_size": s.chunk_size,
             "max_chunks": s.max_chunks,
+            "validate_batch_records": s.validate_batch_records,
             "max_field_chars": s.max_field_chars,
             "max_record_bytes": s.max_record_bytes,
             "max_nesting_depth": s.max_nesting_depth,

@@ -7,8 +7,10 @@ AWS S3, SeaweedFS or a local folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
@@ -107,6 +109,72 @@ def write_jsonl(path: ObjectStoragePath, rows: list[dict]) -> None:
 def read_jsonl(path: ObjectStoragePath) -> list[dict]:
     """Read a JSON Lines object written by :func:`write_jsonl`."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def iter_jsonl(path: ObjectStoragePath) -> Iterator[dict]:
+    """The objects of a JSON Lines object one at a time (streamed: O(1 line) in memory); nothing if absent."""
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def batched_jsonl(path: ObjectStoragePath, size: int) -> Iterator[list[dict]]:
+    """:func:`iter_jsonl` in lists of at most ``size`` objects (the last may be shorter)."""
+    rows = iter_jsonl(path)
+    while batch := list(itertools.islice(rows, size)):
+        yield batch
+
+
+class JsonlWriter:
+    """Append-only JSON Lines writer to ``path`` (streamed, one object per line as :func:`write_jsonl`).
+
+    Use as a context manager; :meth:`write` takes a list of objects; ``count`` is how many were
+    written. The object is complete once the context exits (on S3 a multipart upload completes then).
+    """
+
+    def __init__(self, path: ObjectStoragePath) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("wb")
+        self.count = 0
+
+    def write(self, rows: list[dict]) -> None:
+        """Append ``rows``."""
+        if rows:
+            self._fh.write("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows).encode())
+            self.count += len(rows)
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+
+class PendingObject:
+    """An object written under a sibling ``_tmp-<uuid>`` name (readers skip ``_`` names) and put at
+    ``path`` by :meth:`commit` (a rename, atomic as in :func:`write_bytes_atomic`) or dropped by
+    :meth:`discard`. :meth:`open` gives the binary file object to stream into (once)."""
+
+    def __init__(self, path: ObjectStoragePath) -> None:
+        self.path = path
+        self.tmp = path.parent / f"_tmp-{uuid.uuid4().hex}-{path.name}"
+
+    def open(self) -> Any:
+        """The temporary object opened for writing (``wb``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self.tmp.open("wb")
+
+    def commit(self) -> None:
+        """Rename the written temporary object onto ``path``."""
+        self.tmp.rename(self.path)
+
+    def discard(self) -> None:
+        """Remove the temporary object if it is there (nothing happens to ``path``)."""
+        if self.tmp.exists():
+            self.tmp.unlink()
 
 
 def list_files(root: ObjectStoragePath) -> list[ObjectStoragePath]:

@@ -72,12 +72,6 @@ def published_text(row: dict[str, Any]) -> str:
     return "\n".join(s for k, v in row.items() if k not in LINEAGE_COLUMNS for s in string_leaves(v))
 
 
-def residual_pii_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Rows whose published text still matches the e-mail / phone patterns, per pattern."""
-    texts = [published_text(r) for r in rows]
-    return {name: sum(1 for t in texts if rx.search(t)) for name, rx in RESIDUAL_PII.items()}
-
-
 def failed_expectations(result: dict[str, Any]) -> list[str]:
     """``["expect_…(column)", …]``: the failed *blocking* (critical) expectations of a validation summary."""
     return [

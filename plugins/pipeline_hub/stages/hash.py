@@ -92,6 +92,7 @@ def hash_and_plan(
             "staging_root": settings.staging_root,
             "chunk_size": settings.chunk_size,
             "max_chunks": settings.max_chunks,
+            "validate_batch_records": settings.validate_batch_records,
             "limits": settings.limits,
         },
         budget_usd=budget_usd,

@@ -113,6 +113,62 @@ def write_table(path, rows: list[dict], schema: pa.Schema, metadata: dict[str, s
     storage.write_bytes_atomic(path, parquet_bytes(table, metadata))
 
 
+ROW_GROUP_ROWS = 65_536  # rows buffered per Parquet row group by TableWriter (DuckDB writes 122 880)
+
+
+class TableWriter:
+    """Rows to one Parquet object (zstd) in row groups of :data:`ROW_GROUP_ROWS`, streamed: O(row group) in memory.
+
+    ``target`` is a :class:`pipeline_hub.storage.PendingObject`: nothing is visible at its path until
+    the caller commits it. The file is opened on the first row, so ``count == 0`` means nothing was
+    written. ``metadata`` goes into the key-value metadata as in :func:`parquet_bytes`. Use as a
+    context manager; :meth:`close` finishes the file (footer) and is idempotent. Raises what
+    ``pa.Table.from_pylist`` raises for a row that does not fit ``schema``.
+    """
+
+    def __init__(self, target: storage.PendingObject, schema: pa.Schema, metadata: dict[str, str]) -> None:
+        meta = dict(schema.metadata or {})
+        meta.update({k.encode(): v.encode() for k, v in metadata.items()})
+        self.target, self.schema = target, schema.with_metadata(meta)
+        self.count = 0
+        self._buffer: list[pa.Table] = []  # columnar at once: a dict per row costs ~10x its Arrow size
+        self._buffered = 0
+        self._fh = self._writer = None
+
+    def write(self, rows: list[dict]) -> None:
+        """Add ``rows`` (dicts keyed by column; missing keys are null)."""
+        if not rows:
+            return
+        self._buffer.append(pa.Table.from_pylist(rows, schema=self.schema))
+        self._buffered += len(rows)
+        self.count += len(rows)
+        if self._buffered >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._fh = self.target.open()
+            self._writer = pq.ParquetWriter(self._fh, self.schema, compression="zstd")
+        self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=ROW_GROUP_ROWS)
+        self._buffer, self._buffered = [], 0
+
+    def close(self) -> None:
+        """Write what is buffered and the footer; close the object."""
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._fh.close()
+            self._writer = None
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def lineage_metadata(manifest: dict[str, Any]) -> dict[str, str]:
     """Parquet key-value metadata: the manifest's identity fields as strings (``pipeline_hub.*`` keys).
 

@@ -34,6 +34,7 @@ from pipeline_hub.stages.parquet import (
     METRICS_SCHEMA,
     QUARANTINE_SCHEMA,
     USAGE_FIELDS,
+    TableWriter,
     code_version,
     lineage_metadata,
     partition,
@@ -138,13 +139,19 @@ def run_publish(plan_uri: str, topic_name: str) -> dict[str, Any]:
     return publish_topic(plan_uri, topic_name)[0]
 
 
+READ_BATCH = 10_000  # staged rows parsed at a time (memory: O(batch + one Parquet row group))
+
+
 def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """:func:`run_publish`, returning ``(summary, manifest)`` (the manifest for lineage, not XCom)."""
+    """:func:`run_publish`, returning ``(summary, manifest)`` (the manifest for lineage, not XCom).
+
+    Streams: the scrubbed rows and quarantine rows are read :data:`READ_BATCH` at a time and written as
+    Parquet row groups (:class:`~pipeline_hub.stages.parquet.TableWriter`) into temporary objects beside
+    the partition, which are renamed into place only once the counts balance (else removed).
+    """
     plan = RunPlan.load(plan_uri)
     tp, topic = plan_topic(plan, topic_name)
     stage = storage.join(plan.staging, "scrubbed", topic.name)
-    rows = storage.read_jsonl(stage / "rows.jsonl")
-    quarantine = storage.read_jsonl(stage / "quarantine.jsonl")
     quality = storage.read_json(stage / "_quality.json")
     scrub_summary = storage.read_json(stage / "_summary.json")
     source_counts = storage.read_json(storage.join(plan.staging, "chunks", tp.source, "_counts.json"))
@@ -155,76 +162,18 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         "route": ORACLE_ROUTE,  # a row's own route (proxy) wins
         "run_id": plan.run_id,
     }
-    # GDPR erasure is permanent: rows of a subject erased earlier stay out, even from a re-processed batch.
-    rows, quarantine, suppressed = suppress_erased(rows, quarantine, erased_pseudonyms(plan.settings["sanitized_root"]))
-    if suppressed:
-        log.info("topic %s: %d rows of erased data subjects quarantined as %s", topic.name, suppressed, ERASED_REASON)
-    if not quality["success"]:
-        # Made after the scrub stage (published as is): the expectation names are ours, no outside text.
-        detail = reasons.plain(
-            reasons.detail("topic failed quality gate: {failed}", failed=", ".join(failed_expectations(quality)))
-        )
-        quarantine += [
-            {
-                "record_id": r["record_id"],
-                "reason": reasons.QUALITY_FAILED,
-                "detail": detail,
-                "source_uri": None,
-                "position": None,
-            }
-            for r in rows
-        ]
-        rows = []
-    records_in = source_counts["staged"] + sum(source_counts["rejected"].values())
-    by_reason = Counter(q["reason"] for q in quarantine)
-    counts = {
-        "rows_read": source_counts["rows_read"],
-        "duplicates_dropped": source_counts["duplicates_dropped"],
-        "in": records_in,
-        "published": len(rows),
-        "quarantined": dict(by_reason),
-        "quarantined_total": sum(by_reason.values()),
-    }
-    if counts["in"] != counts["published"] + counts["quarantined_total"]:
-        raise ConservationError(
-            f"topic {topic.name}: in={counts['in']} != published={counts['published']} + "
-            f"quarantined={counts['quarantined_total']}"
-        )
-    source = plan.sources[tp.source]
-    objects, counts["objects"] = object_listing(plan, tp.source)  # every raw object: read/skipped/rejected
-    usage = _collect_stats(storage.join(plan.staging, "answers", topic.name))
-    proxy = {k: usage.pop(k) for k in ("proxy_calls", "proxy_cost_usd", "proxy_outcomes")}  # cascade only
-    if topic.prompt.cascade is not None:
-        usage["cascade"] = cascade_summary(
-            usage["records_by_route"],
-            usage["cost_usd"],
-            proxy_calls=proxy["proxy_calls"],
-            proxy_cost_usd=proxy["proxy_cost_usd"],
-        ) | {"proxy_outcomes": proxy["proxy_outcomes"]}
-    if usage["budget_exceeded"]:
-        log.warning(
-            "topic %s: budget cap of %s USD reached; %d records quarantined as budget_exceeded",
-            topic.name,
-            plan.budget_usd,
-            by_reason.get("budget_exceeded", 0),
-        )
     status = "published" if quality["success"] else "quarantined_quality"
     data_dir = partition(plan.settings["sanitized_root"], "sanitized_data", topic.name, plan.ds)
     q_dir = partition(plan.settings["sanitized_root"], "quarantine", topic.name, plan.ds)
     manifest_path = (data_dir if quality["success"] else q_dir) / "_manifest.json"
-    finished_at = now()
-    identity = plan.identity(tp)
-    this = {"ds": plan.ds, "run_id": plan.run_id, "manifest": storage.public_uri(manifest_path)}
-    reuse = pubindex.reuse_lineage(
-        plan.settings["sanitized_root"], topic.name, identity, usage, {**this, "published_at": finished_at}
-    )
-    manifest = {
+    source = plan.sources[tp.source]
+    # The manifest's identity (all that lineage_metadata reads): known before a record is read.
+    head = {
         "topic": topic.name,
         "ds": plan.ds,
         "status": status,
         "batch_hash": tp.batch_hash,
         "inputs": [{k: o[k] for k in ("public_uri", "sha256", "size")} for o in source["objects"]],
-        "objects": objects,
         "prompt": {
             "name": topic.name,
             "version": topic.version,
@@ -233,91 +182,180 @@ def publish_topic(plan_uri: str, topic_name: str) -> tuple[dict[str, Any], dict[
         },
         "provider": plan.provider,
         "model": tp.model or plan.model,
-        "routes": tp.routes,
-        "generation_params": topic.prompt.model_params,
         "run_id": plan.run_id,
         "code_version": code_version(),
-        "row_limit": plan.row_limit,
-        "counts": counts,
         "quality": quality,
-        "pii_found": scrub_summary["pii_found"],
-        "usage": usage,
-        "budget": {"cap_usd": plan.budget_usd, "spent_usd": usage["cost_usd"], "exceeded": usage["budget_exceeded"]},
-        "reuse": reuse,
-        "started_at": plan.started_at,
-        "finished_at": finished_at,
-        "outputs": {
-            "data": storage.public_uri(data_dir / "part-00000.parquet") if rows else None,
-            "quarantine": storage.public_uri(q_dir / "part-00000.parquet") if quarantine else None,
-            "data_docs": quality.get("data_docs"),
-        },
     }
-    summary = {
-        "topic": topic.name,
-        "ds": plan.ds,
-        "status": status,
-        "batch_hash": tp.batch_hash,
-        "run_id": plan.run_id,
-        "prompt_version": topic.version,
-        "prompt_label": tp.prompt_label,
-        "model": manifest["model"],
-        **{k: counts[k] for k in ("in", "published")},
-        "quarantined": counts["quarantined"],
-        "quarantined_total": counts["quarantined_total"],
-        "usage": manifest["usage"],
-        "cascade": run_routes(usage),  # records per route (proxy/oracle), calls and cost (USD) saved
-        "answers_first_paid_in": (reuse["answers_first_paid_in"] or {}).get("ds"),
-        "manifest": storage.public_uri(manifest_path),
-        "dataset": storage.public_uri(data_dir.parent),
-    }
-    meta = lineage_metadata(manifest)
-    # Not "published" while the partition is being written: a crash from here on leaves no stale skip.
-    pubindex.invalidate(plan.settings["sanitized_root"], topic.name, plan.ds)
-    if quarantine:
-        q_rows = [
-            {
-                **q,
-                "batch_hash": tp.batch_hash,
-                "prompt_name": topic.name,
-                "prompt_version": topic.version,
-                "run_id": plan.run_id,
-            }
-            for q in quarantine
-        ]
-        write_table(q_dir / "part-00000.parquet", q_rows, QUARANTINE_SCHEMA, meta)
-    elif (q_dir / "part-00000.parquet").exists():
-        (q_dir / "part-00000.parquet").unlink()  # nothing quarantined now: drop an earlier run's records
-    if not quality["success"]:
-        storage.write_json(manifest_path, manifest)
-        raise QualityGateFailed(
-            f"topic {topic.name}: topic failed quality gate: {', '.join(failed_expectations(quality))}; "
-            f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}"
-            + (f"; Data Docs: {quality['data_docs']}" if quality.get("data_docs") else ""),
-            summary=summary,
-            manifest=manifest,
+    meta = lineage_metadata(head)
+    data_obj = storage.PendingObject(data_dir / "part-00000.parquet")
+    q_obj = storage.PendingObject(q_dir / "part-00000.parquet")
+    try:
+        n_published, n_quarantined, by_reason, suppressed = _write_tables(
+            plan, topic, stage, lineage, quality, meta, data_obj, q_obj
         )
-    if rows:
-        schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
-        published = [{**{c: lineage[c] for c in LINEAGE_COLUMNS if c != "record_id"}, **r} for r in rows]
-        for r in published:  # the scrub stage made them text already; rows staged by older code may not be
-            for f in topic.keep_fields:
-                r[f] = json_text(r.get(f))
-        write_table(data_dir / "part-00000.parquet", published, schema, meta)
-    elif (data_dir / "part-00000.parquet").exists():
-        (data_dir / "part-00000.parquet").unlink()  # this batch publishes no rows: drop the older batch's
-    write_metrics(plan.settings["sanitized_root"], manifest)
-    storage.write_json(manifest_path, manifest)
-    if (q_dir / "_manifest.json").exists():
-        (q_dir / "_manifest.json").unlink()  # an earlier attempt's failed-gate manifest no longer holds
-    pubindex.record(
-        plan.settings["sanitized_root"],
-        topic.name,
-        identity,
-        manifest_uri=this["manifest"],
-        run_id=plan.run_id,
-        published_at=finished_at,
-        reuse=reuse,
-        quarantined=counts["quarantined"],
+        if suppressed:
+            log.info(
+                "topic %s: %d rows of erased data subjects quarantined as %s", topic.name, suppressed, ERASED_REASON
+            )
+        records_in = source_counts["staged"] + sum(source_counts["rejected"].values())
+        counts = {
+            "rows_read": source_counts["rows_read"],
+            "duplicates_dropped": source_counts["duplicates_dropped"],
+            "in": records_in,
+            "published": n_published,
+            "quarantined": dict(by_reason),
+            "quarantined_total": n_quarantined,
+        }
+        if counts["in"] != counts["published"] + counts["quarantined_total"]:
+            raise ConservationError(
+                f"topic {topic.name}: in={counts['in']} != published={counts['published']} + "
+                f"quarantined={counts['quarantined_total']}"
+            )
+        objects, counts["objects"] = object_listing(plan, tp.source)  # every raw object: read/skipped/rejected
+        usage = _collect_stats(storage.join(plan.staging, "answers", topic.name))
+        proxy = {k: usage.pop(k) for k in ("proxy_calls", "proxy_cost_usd", "proxy_outcomes")}  # cascade only
+        if topic.prompt.cascade is not None:
+            usage["cascade"] = cascade_summary(
+                usage["records_by_route"],
+                usage["cost_usd"],
+                proxy_calls=proxy["proxy_calls"],
+                proxy_cost_usd=proxy["proxy_cost_usd"],
+            ) | {"proxy_outcomes": proxy["proxy_outcomes"]}
+        if usage["budget_exceeded"]:
+            log.warning(
+                "topic %s: budget cap of %s USD reached; %d records quarantined as budget_exceeded",
+                topic.name,
+                plan.budget_usd,
+                by_reason.get("budget_exceeded", 0),
+            )
+        finished_at = now()
+        identity = plan.identity(tp)
+        this = {"ds": plan.ds, "run_id": plan.run_id, "manifest": storage.public_uri(manifest_path)}
+        reuse = pubindex.reuse_lineage(
+            plan.settings["sanitized_root"], topic.name, identity, usage, {**this, "published_at": finished_at}
+        )
+        manifest = {
+            **{k: head[k] for k in ("topic", "ds", "status", "batch_hash", "inputs")},
+            "objects": objects,
+            "prompt": head["prompt"],
+            "provider": head["provider"],
+            "model": head["model"],
+            "routes": tp.routes,
+            "generation_params": topic.prompt.model_params,
+            "run_id": plan.run_id,
+            "code_version": head["code_version"],
+            "row_limit": plan.row_limit,
+            "counts": counts,
+            "quality": quality,
+            "pii_found": scrub_summary["pii_found"],
+            "usage": usage,
+            "budget": {
+                "cap_usd": plan.budget_usd,
+                "spent_usd": usage["cost_usd"],
+                "exceeded": usage["budget_exceeded"],
+            },
+            "reuse": reuse,
+            "started_at": plan.started_at,
+            "finished_at": finished_at,
+            "outputs": {
+                "data": storage.public_uri(data_obj.path) if n_published else None,
+                "quarantine": storage.public_uri(q_obj.path) if n_quarantined else None,
+                "data_docs": quality.get("data_docs"),
+            },
+        }
+        summary = {
+            "topic": topic.name,
+            "ds": plan.ds,
+            "status": head["status"],
+            "batch_hash": tp.batch_hash,
+            "run_id": plan.run_id,
+            "prompt_version": topic.version,
+            "prompt_label": tp.prompt_label,
+            "model": manifest["model"],
+            **{k: counts[k] for k in ("in", "published")},
+            "quarantined": counts["quarantined"],
+            "quarantined_total": counts["quarantined_total"],
+            "usage": manifest["usage"],
+            "cascade": run_routes(usage),  # records per route (proxy/oracle), calls and cost (USD) saved
+            "answers_first_paid_in": (reuse["answers_first_paid_in"] or {}).get("ds"),
+            "manifest": storage.public_uri(manifest_path),
+            "dataset": storage.public_uri(data_dir.parent),
+        }
+        # Not "published" while the partition is being written: a crash from here on leaves no stale skip.
+        pubindex.invalidate(plan.settings["sanitized_root"], topic.name, plan.ds)
+        if n_quarantined:
+            q_obj.commit()
+        elif q_obj.path.exists():
+            q_obj.path.unlink()  # nothing quarantined now: drop an earlier run's records
+        if not quality["success"]:
+            storage.write_json(manifest_path, manifest)
+            raise QualityGateFailed(
+                f"topic {topic.name}: topic failed quality gate: {', '.join(failed_expectations(quality))}; "
+                f"{counts['quarantined_total']} records quarantined at {storage.public_uri(q_dir)}"
+                + (f"; Data Docs: {quality['data_docs']}" if quality.get("data_docs") else ""),
+                summary=summary,
+                manifest=manifest,
+            )
+        if n_published:
+            data_obj.commit()
+        elif data_obj.path.exists():
+            data_obj.path.unlink()  # this batch publishes no rows: drop the older batch's
+        write_metrics(plan.settings["sanitized_root"], manifest)
+        storage.write_json(manifest_path, manifest)
+        if (q_dir / "_manifest.json").exists():
+            (q_dir / "_manifest.json").unlink()  # an earlier attempt's failed-gate manifest no longer holds
+        pubindex.record(
+            plan.settings["sanitized_root"],
+            topic.name,
+            identity,
+            manifest_uri=this["manifest"],
+            run_id=plan.run_id,
+            published_at=finished_at,
+            reuse=reuse,
+            quarantined=counts["quarantined"],
+        )
+        log.info("publish %s: %s", topic.name, summary)
+        return summary, manifest
+    finally:
+        data_obj.discard()  # nothing once committed; a half-written or unbalanced table otherwise
+        q_obj.discard()
+
+
+def _write_tables(plan, topic, stage, lineage, quality, meta, data_obj, q_obj) -> tuple[int, int, Counter, int]:
+    """The pass over the staged records: ``(published, quarantined, quarantined by reason, erased)``.
+
+    Quarantine rows first (``quarantine.jsonl``), then the scrubbed rows: GDPR erasure is permanent, so rows
+    of a subject erased earlier move to the quarantine as ``erased_subject``, even from a re-processed
+    batch; when the quality gate failed every row moves there as ``quality_failed``.
+    """
+    erased = erased_pseudonyms(plan.settings["sanitized_root"])
+    q_extra = {"batch_hash": lineage["batch_hash"], "prompt_name": topic.name, "prompt_version": topic.version}
+    q_extra["run_id"] = plan.run_id
+    # Made after the scrub stage (published as is): the expectation names are ours, no outside text.
+    failed_detail = reasons.plain(
+        reasons.detail("topic failed quality gate: {failed}", failed=", ".join(failed_expectations(quality)))
     )
-    log.info("publish %s: %s", topic.name, summary)
-    return summary, manifest
+    schema = published_schema(topic.prompt.output_schema, topic.keep_fields)
+    by_reason, suppressed = Counter(), 0
+    with TableWriter(q_obj, QUARANTINE_SCHEMA, meta) as qw, TableWriter(data_obj, schema, meta) as dw:
+        for batch in storage.batched_jsonl(stage / "quarantine.jsonl", READ_BATCH):
+            _, batch, _ = suppress_erased([], batch, erased)
+            by_reason.update(q["reason"] for q in batch)
+            qw.write([{**q, **q_extra} for q in batch])
+        for batch in storage.batched_jsonl(stage / "rows.jsonl", READ_BATCH):
+            kept, moved, n = suppress_erased(batch, [], erased)
+            suppressed += n
+            if not quality["success"]:
+                moved += [
+                    {"record_id": r["record_id"], "reason": reasons.QUALITY_FAILED, "detail": failed_detail}
+                    for r in kept
+                ]
+                kept = []
+            by_reason.update(q["reason"] for q in moved)
+            qw.write([{"source_uri": None, "position": None, **q, **q_extra} for q in moved])
+            published = [{**{c: lineage[c] for c in LINEAGE_COLUMNS if c != "record_id"}, **r} for r in kept]
+            for r in published:  # the scrub stage made them text already; rows staged by older code may not be
+                for f in topic.keep_fields:
+                    r[f] = json_text(r.get(f))
+            dw.write(published)
+    return dw.count, qw.count, by_reason, suppressed

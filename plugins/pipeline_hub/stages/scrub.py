@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pipeline_hub import reasons, storage
@@ -57,7 +57,7 @@ from pipeline_hub.stages.plan import RunPlan, plan_topic
 log = logging.getLogger(__name__)
 QUARANTINE_FIELDS = ("record_id", "reason", "detail", "source_uri", "position", "raw_answer")
 
-__all__ = ["cast_answers", "residual_detail", "run_scrub", "scrub_topic"]
+__all__ = ["add_summaries", "cast_answers", "residual_detail", "run_scrub", "scrub_topic"]
 
 
 def _quarantine_row(row: dict, origins: dict[str, dict], reason: str, detail: str, raw_answer: str | None) -> dict:
@@ -168,25 +168,18 @@ def scrub_topic(
     return published, q_scrubbed, summary
 
 
-def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
-    """Task ``scrub`` (per topic): types cast, Presidio over every answer, kept field, id and detail.
+REJECTS_BATCH = 5_000  # chunk-stage rejects scrubbed at a time
 
-    Records whose answer does not fit its published types are quarantined as ``invalid_output``, records
-    still holding PII after scrubbing as ``residual_pii`` (per record, with the field path), ids holding
-    PII become keyed pseudonyms (see :func:`pipeline_hub.stages.scrub.scrub_topic`). Writes
-    ``scrubbed/<topic>/rows.jsonl``, ``quarantine.jsonl`` and ``_summary.json`` (counts only: ``rows``,
-    ``quarantined``, ``pii_found``, ``pii_left``, ``pii_found_quarantine``, ``pii_found_ids``,
-    ``ids_pseudonymized``, ``quarantined_here``, ``residual_pii``, ``strings_scanned``) and returns the
-    summary.
+
+def _staged_answers(plan: RunPlan, tp, topic) -> Iterator[tuple[list[dict], list[dict], dict[str, dict]]]:
+    """``(rows, quarantine, origins)`` per answers object of the topic (one prompt chunk), then the source's
+    chunk-stage rejects in lists of :data:`REJECTS_BATCH`: O(chunk) records at a time.
+
+    Raises ``ValueError`` naming the topic's metadata.yaml when kept fields collide with answer keys.
     """
-    from pipeline_hub.stages.scrub import scrub_topic
-
-    plan = RunPlan.load(plan_uri)
-    tp, topic = plan_topic(plan, topic_name)
-    answers_dir = storage.join(plan.staging, "answers", topic.name)
-    rows, quarantine, origins = [], [], {}
-    for path in storage.list_files(answers_dir):
-        for r in storage.read_jsonl(path):
+    for path in storage.list_files(storage.join(plan.staging, "answers", topic.name)):
+        rows, quarantine, origins = [], [], {}
+        for r in storage.iter_jsonl(path):
             if r["status"] == "ok":
                 origins[r["record_id"]] = {"source_uri": r.get("source_uri"), "position": r.get("position")}
                 collision = set(r["fields"]) & set(r["answer"])
@@ -199,12 +192,57 @@ def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
                 rows.append(row)
             else:
                 quarantine.append({k: r.get(k) for k in QUARANTINE_FIELDS})
-    rejects = storage.read_jsonl(storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl"))
-    quarantine += [{k: r.get(k) for k in QUARANTINE_FIELDS} for r in rejects]
-    scrubbed, quarantine, summary = scrub_topic(topic, rows, quarantine, origins=origins)
+        yield rows, quarantine, origins
+    rejects = storage.join(plan.staging, "chunks", tp.source, "_rejects.jsonl")
+    for batch in storage.batched_jsonl(rejects, REJECTS_BATCH):
+        yield [], [{k: r.get(k) for k in QUARANTINE_FIELDS} for r in batch], {}
+
+
+def add_summaries(total: dict[str, Any] | None, part: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`scrub_topic` summary of two parts of a topic: counts added, entity counts added per key."""
+    if total is None:
+        return dict(part)
+    out = {}
+    for key, value in total.items():
+        if isinstance(value, dict):
+            out[key] = dict(sorted((Counter(value) + Counter(part[key])).items()))
+        elif isinstance(value, int):
+            out[key] = value + part[key]
+        else:
+            out[key] = value
+    return out
+
+
+def run_scrub(plan_uri: str, topic_name: str) -> dict[str, Any]:
+    """Task ``scrub`` (per topic): types cast, Presidio over every answer, kept field, id and detail.
+
+    Records whose answer does not fit its published types are quarantined as ``invalid_output``, records
+    still holding PII after scrubbing as ``residual_pii`` (per record, with the field path), ids holding
+    PII become keyed pseudonyms (see :func:`pipeline_hub.stages.scrub.scrub_topic`). Streams: one answers
+    object (a prompt chunk) at a time through one :class:`Scrubber`, appended to
+    ``scrubbed/<topic>/rows.jsonl`` and ``quarantine.jsonl``; then writes ``_summary.json`` (counts only:
+    ``rows``, ``quarantined``, ``pii_found``, ``pii_left``, ``pii_found_quarantine``, ``pii_found_ids``,
+    ``ids_pseudonymized``, ``quarantined_here``, ``residual_pii``, ``strings_scanned``) and returns the
+    summary.
+    """
+    plan = RunPlan.load(plan_uri)
+    tp, topic = plan_topic(plan, topic_name)
     out = storage.join(plan.staging, "scrubbed", topic.name)
-    storage.write_jsonl(out / "rows.jsonl", scrubbed)
-    storage.write_jsonl(out / "quarantine.jsonl", quarantine)
+    summary = None
+    with Scrubber() as scrubber:
+        with (
+            storage.JsonlWriter(out / "rows.jsonl") as rows_out,
+            storage.JsonlWriter(out / "quarantine.jsonl") as q_out,
+        ):
+            for rows, quarantine, origins in _staged_answers(plan, tp, topic):
+                if not rows and not quarantine:
+                    continue
+                scrubbed, held, part = scrub_topic(topic, rows, quarantine, scrubber, origins)
+                rows_out.write(scrubbed)
+                q_out.write(held)
+                summary = add_summaries(summary, part)
+        if summary is None:  # nothing staged for the topic: the summary of no records
+            summary = scrub_topic(topic, [], [], scrubber)[2]
     storage.write_json(out / "_summary.json", summary, atomic=False)
     log.info("scrub %s: %s", topic.name, summary)
     return summary
