@@ -82,6 +82,25 @@ def test_chunks_grow_to_stay_within_max_chunks_and_keep_record_order(tmp_path, m
     assert reject["reason"] == "unparseable" and reject["position"] == 25
 
 
+@pytest.mark.parametrize(
+    ("max_map_length", "chunks", "size"),
+    [(None, 100, 20), ("8", 8, 250)],  # 2 000 records, chunk_size 10: max_chunks 100, then max_map_length 8
+)
+def test_chunk_count_stays_within_max_chunks_and_airflow_max_map_length(
+    tmp_path, monkeypatch, max_map_length, chunks, size
+):
+    if max_map_length:  # Airflow's [core] max_map_length, read from its configuration at chunk time
+        monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", max_map_length)
+    part = tmp_path / "raw" / SOURCE / DS
+    part.mkdir(parents=True)
+    (part / "cases.jsonl").write_text("".join(use_case(i) for i in range(2000)))
+    items, out = chunked(tmp_path, monkeypatch, chunk_size=10, max_chunks=100)
+    counts = json.loads((out / "_counts.json").read_text())
+    assert counts["staged"] == 2000 and counts["chunk_size"] == size
+    assert len(items) == chunks and {i["chunk_records"] for i in items} == {size}
+    assert [i["chunk_index"] for i in items] == list(range(chunks))
+
+
 def test_spool_rollback_and_empty_spool(tmp_path):
     from pipeline_hub import storage
 
