@@ -1,27 +1,32 @@
-"""Scale benchmark: peak memory, wall time and records/s of the non-LLM stages from 10k to 1M records.
+"""Scale benchmark: peak memory, wall time and records/s of every stage from 10k to 1M records.
 
 Run by hand, never as part of the test suite (``tests/test_scale_memory.py`` checks, at a reduced size,
 that peak memory does not grow with the batch)::
 
     .venv/bin/python benchmarks/scale.py --records 10000 100000 1000000
     .venv/bin/python benchmarks/scale.py --records 20000 --json
+    .venv/bin/python benchmarks/scale.py --records 1000000 --stages baseline discover hash chunk answers scrub
 
 What runs, per N: N small records are written into a temporary raw zone, half for the source
 ``companies`` (topic ``industry_classification``: ``companies-1.csv``, ``companies-2.parquet``) and
 half for ``ai_use_cases`` (topic ``use_case_extraction``: ``use_cases-1.jsonl``,
 ``use_cases-2.jsonl.gz``), with a few bad records in each text object (one unparseable line, one
-exact duplicate) so the quarantine path runs too. Then the stages ``discover``, ``hash`` and ``chunk``
-(:mod:`pipeline_hub.stages`, the functions the DAG's tasks call) each run in a **fresh Python
-subprocess**, passing their output on through a JSON file as XCom would, so each stage's peak
-resident set (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux) is its own. A ``baseline`` child
-imports the same modules (:data:`PRELOAD`, imported by every child before its clock starts) and runs
-nothing: the memory every task pays before reading a record.
+exact duplicate) so the quarantine path runs too. Then the stages ``discover``, ``hash``, ``chunk``,
+``prompt``, ``scrub``, ``validate`` and ``publish`` (:mod:`pipeline_hub.stages`, the functions the DAG's
+tasks call) each run in a **fresh Python subprocess**, passing their output on through a JSON file as
+XCom would, so each stage's peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux) is
+its own; processes a stage starts (the PII analyzer's workers on a large topic) are reported apart as
+the largest child's peak (``RUSAGE_CHILDREN``). ``prompt`` runs every chunk in turn in one child (the
+DAG maps one task per chunk; ``pipeline-hub run`` does it this way) against the stub LLM server
+(``fanout.StubProcess``, 0 s latency, 32 in flight, response cache off); ``scrub``, ``validate`` and
+``publish`` run each topic in turn. ``answers`` (``--stages``) can stand in for ``prompt``: the stub's
+answers written without calls. A ``baseline`` child imports the same modules (:data:`PRELOAD`,
+imported by every child before its clock starts) and runs nothing: the memory every task pays before
+reading a record.
 
 Measured per stage: peak RSS (MiB), wall seconds of the stage function (module imports excluded) and
-records/s = N / wall. ``chunk``'s books must balance (``rows_read = staged + rejected + duplicates``).
-
-Not covered: ``prompt`` (the LLM stage) and ``scrub``, ``validate``, ``publish``, which read a
-topic's rows whole (``storage.read_jsonl``) and are not streamed yet (issue 16 item 1).
+records/s = N / wall. ``chunk``'s books must balance (``rows_read = staged + rejected + duplicates``)
+and so must each topic's publication (``in = published + quarantined``).
 """
 
 from __future__ import annotations

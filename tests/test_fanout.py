@@ -3,6 +3,7 @@ budget cap, proactive rate limits and the chunk cap — against the stub over re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -146,3 +147,8 @@ def test_chunk_count_is_capped_so_mapped_tasks_stay_bounded():
     assert max_chunks_per_source(plan) == {"companies": 100}
     plan.settings["max_chunks"] = 5000
     assert max_chunks_per_source(plan) == {"companies": 512}  # max_map_length 1024 / 2 topics
+    # prompt is one task mapped over every topic's chunks: 4 topics on 2 sources share the 1024 between them.
+    plan.topics += [dataclasses.replace(plan.topics[0], topic=t, source="ai_use_cases") for t in ("c", "d")]
+    caps = max_chunks_per_source(plan)
+    assert caps == {"companies": 256, "ai_use_cases": 256}
+    assert sum(caps[tp.source] for tp in plan.pending) <= 1024

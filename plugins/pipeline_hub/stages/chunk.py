@@ -17,7 +17,6 @@ import gzip
 import json
 import logging
 import numbers
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -324,9 +323,11 @@ def run_chunk(plan_uri: str) -> list[dict[str, Any]]:
 def max_chunks_per_source(plan: RunPlan) -> dict[str, int]:
     """Most chunks a source may be cut into, so the mapped prompt tasks stay within bounds.
 
-    Per source: ``min(settings.max_chunks, max_map_length // topics reading it)``, where
-    ``max_map_length`` is Airflow's ``[core] max_map_length`` (default 1024). The chunk size grows
-    beyond its default when a source is larger than ``max_chunks × chunk_size`` records.
+    Per source: ``min(settings.max_chunks, max_map_length // pending topics)``, where
+    ``max_map_length`` is Airflow's ``[core] max_map_length`` (default 1024): the DAG's ``prompt`` is
+    one task mapped over every pending topic's chunks, so their sum must stay within it, whatever
+    sources the topics read. The chunk size grows beyond its default when a source is larger than
+    ``max_chunks × chunk_size`` records.
     """
     try:
         from airflow.configuration import conf
@@ -334,5 +335,5 @@ def max_chunks_per_source(plan: RunPlan) -> dict[str, int]:
         max_map_length = conf.getint("core", "max_map_length", fallback=1024)
     except Exception:  # outside an Airflow installation's configuration
         max_map_length = 1024
-    readers = Counter(tp.source for tp in plan.pending)
-    return {src: max(1, min(int(plan.settings["max_chunks"]), max_map_length // n)) for src, n in readers.items()}
+    share = max_map_length // max(1, len(plan.pending))
+    return {tp.source: max(1, min(int(plan.settings["max_chunks"]), share)) for tp in plan.pending}
