@@ -35,7 +35,11 @@ def cache_key(*, provider: str, model: str, params: dict[str, Any], messages: li
 
 
 class ResponseCache(Protocol):
-    """``get(key) -> dict | None`` and ``set(key, value: dict)``; values are small JSON documents."""
+    """``get(key) -> dict | None`` and ``set(key, value: dict)``; values are small JSON documents.
+
+    Both may be called from a worker thread (the prompt stage writes off its event loop). A backend may set
+    ``local_reads = True`` when ``get`` takes microseconds, so it is worth no thread trip.
+    """
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored value of ``key``, or None."""
@@ -57,6 +61,8 @@ class PurgeableCache(ResponseCache, Protocol):
 class NoCache:
     """The ``off`` backend."""
 
+    local_reads = True
+
     def get(self, key: str) -> dict[str, Any] | None:
         """Always None: nothing is stored."""
         return None
@@ -77,6 +83,11 @@ class NoCache:
 class DiskCache:
     """Local ``diskcache.Cache`` under ``directory`` (created)."""
 
+    # A read is one indexed SQLite lookup (~10 us): callers may do it on the event loop. A write is a
+    # transaction (~125 us, more under disk contention): the prompt stage does it on a thread, several at
+    # once (:mod:`pipeline_hub.providers.cache_io`).
+    local_reads = True
+
     def __init__(self, directory: str) -> None:
         import diskcache
 
@@ -90,6 +101,12 @@ class DiskCache:
     def set(self, key: str, value: dict[str, Any]) -> None:
         """Store ``value`` under ``key``."""
         self._cache.set(key, value)
+
+    def set_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Store every ``(key, value)`` of ``items`` in one transaction (``diskcache.Cache.transact``)."""
+        with self._cache.transact():
+            for key, value in items:
+                self._cache.set(key, value)
 
     def keys(self) -> Iterator[str]:
         """Every stored key (a snapshot: safe to delete while iterating)."""

@@ -220,9 +220,9 @@ class RoutedSession:
             return "long_input"
         return "primary"
 
-    def store(self, messages: list[dict[str, str]], completion, **kwargs: Any) -> None:
+    async def store(self, messages: list[dict[str, str]], completion, **kwargs: Any) -> None:
         """Cache an answer obtained elsewhere (a batch job) as if the primary route had given it."""
-        self.sessions["primary"].store(messages, completion, **kwargs)
+        await self.sessions["primary"].store(messages, completion, **kwargs)
 
     async def complete(self, messages: list[dict[str, str]], *, route: str | None = None, **kwargs: Any):
         """Send ``messages`` on ``route`` (None: :meth:`pick`); on exhausted retries, once more on ``fallback``.

@@ -35,3 +35,10 @@ class Budget:
         cost = cost_usd(model, completion.prompt_tokens, completion.completion_tokens, batch=batch) or 0.0
         self.spent_usd += cost
         return cost
+
+    def pay(self, completion: Completion) -> float:
+        """Charge ``completion`` once: :meth:`charge` it and note the cost on it (``completion.cost_usd``)
+        unless that was done already; returns its cost (USD)."""
+        if completion.cost_usd is None:
+            completion.cost_usd = self.charge(completion)
+        return completion.cost_usd

@@ -164,7 +164,7 @@ async def _answer_record(
     # cache_hit stays True only while every answer came from the cache; cascade is None without a cascade,
     # else "oracle" (a proxy answer returned above or below).
     usage = {**_NO_CALL, "cache_hit": True, "model": None, "route": None, "cascade": cascade}
-    request = {"schema": schema, "schema_name": topic.name, "params": params, "gate": budget.open}
+    request = {"schema": schema, "schema_name": topic.name, "params": params, "gate": budget.open, "paid": budget.pay}
     if prefilled is None and proxy_route(topic) is not None:  # a batch job's answer is not asked again
         answer = await _ask_proxy(session, topic, validator, messages, request, stats, budget, usage)
         if answer is not None:
@@ -178,7 +178,7 @@ async def _answer_record(
         try:
             if attempt == 0 and prefilled is not None:  # answered by a provider batch job
                 completion = prefilled
-                session.store(messages, completion, schema=schema, params=params)
+                await session.store(messages, completion, schema=schema, params=params)
             else:
                 completion = await session.complete(messages, route=oracle, **request)
         except BudgetExhausted:
@@ -308,7 +308,8 @@ async def _ask_proxy(
 
 def _add_completion(stats: ChunkStats, usage: dict[str, Any], budget: Budget, completion: Completion) -> float:
     """Fold one completion into the chunk's counters and the record's ``usage``; returns its cost (USD)."""
-    cost = 0.0 if completion.cache_hit else budget.charge(completion)
+    # A provider's answer was charged on arrival (``Budget.pay``); a batch job's answer is charged here.
+    cost = 0.0 if completion.cache_hit else budget.pay(completion)
     stats.calls += completion.attempts
     stats.cache_hits += int(completion.cache_hit)
     for key in ("prompt_tokens", "completion_tokens", "attempts"):
