@@ -21,6 +21,7 @@ the template inputs with PII replaced by ``<ENTITY>`` placeholders (``redact``) 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import logging
 from typing import Any
@@ -153,7 +154,7 @@ def freeze_heap() -> None:
     A task process holds a few hundred thousand objects once Airflow, openai and jsonschema are imported;
     each full (oldest-generation) collection walks all of them, 40-260 ms on our 2-core VM, with the
     event loop stopped, so every request due in that time left late (benchmarks/RESULTS.md, fan-out). The
-    fan-out's own objects are collected as usual. Never unfrozen: freezing again for each chunk of an
+    fan-out's own objects are collected as usual. Unfrozen only at exit: freezing again for each chunk of an
     in-process run would also freeze the cyclic garbage the previous chunk left in the oldest generation
     (about 30 objects, 4 KB, a record), which then no collection ever reaches (RSS grew 0.8 MiB every
     200-record chunk; flat with one freeze). Objects frozen here are still freed by reference counting.
@@ -161,6 +162,9 @@ def freeze_heap() -> None:
     """
     if not gc.get_freeze_count():
         gc.freeze()
+        # Back to the collector at exit, so interpreter shutdown can collect them as usual (else extension
+        # modules such as duckdb's report their still-alive objects as leaks).
+        atexit.register(gc.unfreeze)
 
 
 def prompt_context(item: dict[str, Any]) -> tuple[RunPlan, Any, Any, list[dict], Any, Any]:
