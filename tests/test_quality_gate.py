@@ -173,10 +173,16 @@ def test_batched_validation_builds_one_data_docs_page_per_batch(tmp_path):
 
     topic = load_topic("industry_classification")
     target = ObjectStoragePath(f"file://{tmp_path}/docs")
-    result = gate.validate_topic(topic, good_rows(9), [], records_in=9, batch_records=4, docs_target=target)
-    assert result["success"] and result["evaluated"] == 9
+    rows = good_rows(9)
+    rows[6]["headquarters"] = "mail zz.unique@leak-example.org"  # in the last batch
+    result = gate.validate_topic(topic, rows, [], records_in=9, batch_records=4, docs_target=target)
+    assert not result["success"] and result["evaluated"] == 9 and result["residual_pii"]["email"] == 1
+    assert "residual_pii" in failed_checks(result)
     pages = {p.parent.parent.name for p in (tmp_path / "docs" / "validations").rglob("*.html")}
     assert pages == {"run-batch0000", "run-batch0001", "run-batch0002"}, pages
+    text = "\n".join(p.read_text() for p in (tmp_path / "docs").rglob("*.html"))
+    for value in ("zz.unique@leak-example.org", "Company 1", "Springfield"):
+        assert value not in text  # no batch's page holds record values
     with pytest.raises(ValueError, match="validate_batch_records"):
         gate.validate_topic(topic, good_rows(), [], records_in=6, batch_records=0)
 

@@ -71,18 +71,17 @@ def join(root: str | ObjectStoragePath, *parts: str) -> ObjectStoragePath:
 def write_bytes_atomic(path: ObjectStoragePath, data: bytes) -> None:
     """Write ``data`` so readers see either the old object or the complete new one, never a part.
 
-    Writes a sibling ``_tmp-<uuid>`` object, then renames it. On a local file system the rename is an
-    atomic ``os.rename``; on S3 it is a server-side copy, and an S3 object becomes visible only once
-    complete (PUT/CopyObject are atomic per object, AWS S3 consistency model).
+    Writes a sibling ``_tmp-<uuid>`` object, then renames it (:class:`PendingObject`). On a local file
+    system the rename is an atomic ``os.rename``; on S3 it is a server-side copy, and an S3 object becomes
+    visible only once complete (PUT/CopyObject are atomic per object, AWS S3 consistency model).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"_tmp-{uuid.uuid4().hex}-{path.name}"
-    tmp.write_bytes(data)
+    pending = PendingObject(path)
     try:
-        tmp.rename(path)
+        with pending.open() as fh:
+            fh.write(data)
+        pending.commit()
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        pending.discard()
 
 
 def write_json(path: ObjectStoragePath, obj: Any, *, atomic: bool = True) -> None:
@@ -101,9 +100,9 @@ def read_json(path: ObjectStoragePath) -> Any:
 
 
 def write_jsonl(path: ObjectStoragePath, rows: list[dict]) -> None:
-    """Write ``rows`` as JSON Lines (one object per line, UTF-8)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows).encode())
+    """Write ``rows`` as JSON Lines (one object per line, UTF-8; :class:`JsonlWriter`)."""
+    with JsonlWriter(path) as out:
+        out.write(rows)
 
 
 def read_jsonl(path: ObjectStoragePath) -> list[dict]:
@@ -129,22 +128,20 @@ def batched_jsonl(path: ObjectStoragePath, size: int) -> Iterator[list[dict]]:
 
 
 class JsonlWriter:
-    """Append-only JSON Lines writer to ``path`` (streamed, one object per line as :func:`write_jsonl`).
+    """Append-only JSON Lines writer to ``path`` (streamed, one object per line).
 
-    Use as a context manager; :meth:`write` takes a list of objects; ``count`` is how many were
-    written. The object is complete once the context exits (on S3 a multipart upload completes then).
+    Use as a context manager; :meth:`write` takes a list of objects. The object is complete once the
+    context exits (on S3 a multipart upload completes then).
     """
 
     def __init__(self, path: ObjectStoragePath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = path.open("wb")
-        self.count = 0
 
     def write(self, rows: list[dict]) -> None:
-        """Append ``rows``."""
+        """Append ``rows`` (sorted keys; values JSON cannot encode become their ``str``)."""
         if rows:
             self._fh.write("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows).encode())
-            self.count += len(rows)
 
     def __enter__(self) -> JsonlWriter:
         return self

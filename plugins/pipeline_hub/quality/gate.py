@@ -89,12 +89,6 @@ def validation_batches(
             return
 
 
-def validation_frame(topic: Topic, rows: Iterable[dict[str, Any]], quarantine: Iterable[dict[str, Any]]):
-    """The whole validation frame (one batch; see :class:`ValidationFrame`): answered rows, then quarantine."""
-    records = itertools.chain(((True, r) for r in rows), ((False, q) for q in quarantine))
-    return ValidationFrame(topic, records).frame
-
-
 def _entries(result) -> list[dict[str, Any]]:
     """One summary entry per expectation of a GX validation result (counts and numbers only, no values).
 

@@ -77,11 +77,14 @@ def published_schema(output_schema: dict[str, Any], keep_fields: list[str]) -> p
 
 def parquet_bytes(table: pa.Table, metadata: dict[str, str]) -> bytes:
     """Serialise ``table`` as Parquet (zstd) with ``metadata`` merged into the key-value metadata."""
-    meta = dict(table.schema.metadata or {})
-    meta.update({k.encode(): v.encode() for k, v in metadata.items()})
     buf = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+    pq.write_table(table.replace_schema_metadata(_merged_metadata(table.schema, metadata)), buf, compression="zstd")
     return buf.getvalue()
+
+
+def _merged_metadata(schema: pa.Schema, metadata: dict[str, str]) -> dict[bytes, bytes]:
+    """``schema``'s key-value metadata with ``metadata`` (str → str) merged in, as bytes."""
+    return {**(schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}}
 
 
 @lru_cache(maxsize=1)
@@ -127,9 +130,7 @@ class TableWriter:
     """
 
     def __init__(self, target: storage.PendingObject, schema: pa.Schema, metadata: dict[str, str]) -> None:
-        meta = dict(schema.metadata or {})
-        meta.update({k.encode(): v.encode() for k, v in metadata.items()})
-        self.target, self.schema = target, schema.with_metadata(meta)
+        self.target, self.schema = target, schema.with_metadata(_merged_metadata(schema, metadata))
         self.count = 0
         self._buffer: list[pa.Table] = []  # columnar at once: a dict per row costs ~10x its Arrow size
         self._buffered = 0
